@@ -1,0 +1,125 @@
+# ReplyClock developer entry points. `make help` lists them.
+#
+# Two virtualenvs, both created on demand and re-installed only when their pinned
+# requirements change (a stamp file inside each venv records the last install):
+#   .venv      Python 3.13: the layer's runtime deps + test/lint tools (requirements-dev.txt)
+#   .sam-venv  aws-sam-cli alone (requirements-sam.txt): it pins older boto3/pydantic.
+# sam runs with .sam-venv/bin first on PATH, so `sam build` finds the python3.13
+# it wants for the python3.13 functions without Docker or a global install.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+# python3 is 3.13 here through .python-version (pyenv); override with PYTHON=...
+PYTHON ?= python3
+SAM_PYTHON ?= $(PYTHON)
+
+VENV := .venv
+SAM_VENV := .sam-venv
+BIN := $(VENV)/bin
+DEV_STAMP := $(VENV)/.installed
+SAM_STAMP := $(SAM_VENV)/.installed
+PIP_FLAGS := --disable-pip-version-check --no-input --root-user-action=ignore
+
+# MAKEFLAGS/MAKELEVEL are dropped so the layer's Makefile, which sam runs,
+# does not inherit this make's jobserver or command-line variables.
+SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" \
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+
+# Tests and benchmarks never reach AWS: fake credentials (as moto's docs ask),
+# a fixed region, no profile. AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled keeps
+# mock_aws seeing DynamoDB Streams calls with botocore >= 1.44.4.
+# tests/conftest.py sets the same, so a bare `pytest` is safe too.
+TEST_ENV := env -u AWS_PROFILE \
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled \
+	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_SECURITY_TOKEN=testing AWS_SESSION_TOKEN=testing
+
+.PHONY: help venv .venv sam-venv lint fmt test build deploy bench run clean distclean
+
+help:
+	@echo "make test       lint, then pytest (what CI runs)"
+	@echo "make lint       ruff check, ruff format --check, mypy, cfn-lint, sam validate --lint"
+	@echo "make fmt        ruff check --fix, then ruff format"
+	@echo "make build      sam build (arm64 layer from target-platform wheels; no Docker)"
+	@echo "make deploy     sam build && sam deploy --guided (needs real AWS credentials)"
+	@echo "make bench      python -m benchmarks"
+	@echo "make run        the local stack (not implemented yet)"
+	@echo "make venv       create/update .venv only;  make sam-venv: .sam-venv only"
+	@echo "make clean      build output and caches;  make distclean: also both venvs"
+
+# --- virtualenvs -------------------------------------------------------------
+
+venv .venv: $(DEV_STAMP)
+sam-venv: $(SAM_STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { \
+		echo "error: '$(PYTHON)' is not Python 3.13 (Lambda's python3.13 runtime)." >&2; \
+		echo "       Install it (pyenv install 3.13.0) or run: make PYTHON=/path/to/python3.13 ..." >&2; \
+		exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(DEV_STAMP): requirements-dev.txt layers/common/requirements.txt | $(BIN)/python
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { \
+		echo "error: $(VENV) is not a Python 3.13 venv; run 'make distclean' and retry." >&2; exit 1; }
+	$(BIN)/python -m pip install $(PIP_FLAGS) --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/bin/python:
+	$(SAM_PYTHON) -m venv $(SAM_VENV)
+
+$(SAM_STAMP): requirements-sam.txt | $(SAM_VENV)/bin/python
+	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) --quiet -r requirements-sam.txt
+	touch $@
+
+# --- checks --------------------------------------------------------------------
+
+lint: $(DEV_STAMP) $(SAM_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers functions
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
+
+fmt: $(DEV_STAMP)
+	@status=0; \
+	echo "$(BIN)/ruff check --fix ."; $(BIN)/ruff check --fix . || status=$$?; \
+	echo "$(BIN)/ruff format ."; $(BIN)/ruff format .; \
+	exit $$status
+
+test: lint
+	$(TEST_ENV) $(BIN)/pytest
+
+bench: $(DEV_STAMP)
+	@test -f benchmarks/__main__.py || { \
+		echo "make bench: there is no benchmarks/ package with a __main__.py yet, so nothing to run." >&2; \
+		exit 1; }
+	$(TEST_ENV) PYTHONPATH="$(CURDIR)/layers/common" $(BIN)/python -m benchmarks
+
+# --- AWS SAM -------------------------------------------------------------------
+
+build: $(SAM_STAMP)
+	$(SAM) build
+
+deploy: $(SAM_STAMP)
+	$(SAM) build
+	$(SAM) deploy --guided
+
+run:
+	@echo "make run: not implemented yet: the local stack lands in step 5." >&2
+	@exit 1
+
+# --- housekeeping --------------------------------------------------------------
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . \( -path ./$(VENV) -o -path ./$(SAM_VENV) -o -path ./.git \) -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(SAM_VENV)

@@ -1,0 +1,64 @@
+"""measure: recompute the waits of every conversation touched by newly stored posts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from replyclock.dal.brands import BrandStore
+from replyclock.dal.conversations import ConversationStore
+from replyclock.models.domain import Wait, WaitKind, WaitStatus
+from replyclock.models.records import PostInsertRecord
+from replyclock.observability import logger, metrics, tracer
+from replyclock.services.measuring import BrandDirectory, directory_from, measure_conversation
+from replyclock.settings import get_settings
+
+# Brand configuration changes rarely; a warm container re-reads it at most once a minute.
+BRAND_CACHE_SECONDS = 60
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, model=PostInsertRecord)
+_brand_cache: tuple[float, BrandDirectory] | None = None
+
+
+def brand_directory() -> BrandDirectory:
+    global _brand_cache
+    if _brand_cache is None or time.monotonic() - _brand_cache[0] > BRAND_CACHE_SECONDS:
+        _brand_cache = (time.monotonic(), directory_from(BrandStore(get_settings().table_name).all()))
+    return _brand_cache[1]
+
+
+def emit_closed_wait(wait: Wait) -> None:
+    name = "FirstResponseSeconds" if wait.kind is WaitKind.FIRST else "NextResponseSeconds"
+    with single_metric(name=name, unit=MetricUnit.Seconds, value=wait.calendar_seconds or 0.0) as metric:
+        metric.add_dimension(name="brand", value=wait.brand_id)
+        metric.add_dimension(name="channel", value=wait.channel)
+    outcome = "SLAMet" if wait.status is WaitStatus.MET else "SLABreached"
+    with single_metric(name=outcome, unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="brand", value=wait.brand_id)
+        metric.add_dimension(name="channel", value=wait.channel)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    store = ConversationStore(get_settings().table_name)
+    brands = brand_directory()
+    measured: set[tuple[str, str]] = set()
+
+    def measure_record(record: PostInsertRecord) -> None:
+        image = record.dynamodb.NewImage
+        conversation = (image.channel, image.conversation_id)
+        # Every post of the batch is already stored, so one measurement per conversation sees them all.
+        if conversation in measured:
+            return
+        outcome = measure_conversation(store, brands, *conversation)
+        measured.add(conversation)
+        for wait in outcome.newly_closed:
+            emit_closed_wait(wait)
+        logger.debug("measured conversation", channel=image.channel, conversation_id=image.conversation_id)
+
+    return process_partial_response(event=event, record_handler=measure_record, processor=processor, context=context)

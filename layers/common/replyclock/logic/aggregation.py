@@ -1,0 +1,103 @@
+"""Hourly aggregate buckets and the exact deltas that conversation-state changes make to them.
+
+A bucket sums the waits of one (brand, channel, priority, kind) that started in one
+UTC hour: counters plus a latency histogram per clock. Buckets are only ever changed
+by adding deltas (DynamoDB ADD), so buckets from any hours, channels or shards merge
+by addition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from replyclock.logic.histogram import LatencyHistogram
+from replyclock.models.domain import Clock, ConversationState, Priority, Wait, WaitKind, WaitStatus
+
+COUNTER_NAMES = ("waits", "responded", "met", "breached", "at_risk", "open")
+
+
+def hour_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+@dataclass(frozen=True, order=True)
+class BucketKey:
+    brand_id: str
+    hour: str  # UTC, "YYYY-MM-DDTHH"
+    kind: WaitKind
+    channel: str
+    priority: Priority
+
+    @classmethod
+    def of(cls, wait: Wait) -> BucketKey:
+        return cls(wait.brand_id, hour_of(wait.started_at), wait.kind, wait.channel, wait.priority)
+
+
+@dataclass
+class BucketTotals:
+    """Counters and latency histograms of a set of waits (or a signed difference of two sets)."""
+
+    counters: Counter[str] = field(default_factory=Counter)
+    calendar: LatencyHistogram = field(default_factory=LatencyHistogram)
+    business: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    @classmethod
+    def of_wait(cls, wait: Wait) -> BucketTotals:
+        totals = cls()
+        totals.counters["waits"] = 1
+        if wait.is_open:
+            totals.counters["open"] = 1
+        else:
+            totals.counters["responded"] = 1
+            totals.calendar.add(wait.calendar_seconds or 0.0)
+            totals.business.add(wait.business_seconds or 0.0)
+        if wait.status is WaitStatus.MET:
+            totals.counters["met"] = 1
+        elif wait.status is WaitStatus.BREACHED:
+            totals.counters["breached"] = 1
+        elif wait.status is WaitStatus.AT_RISK:
+            totals.counters["at_risk"] = 1
+        return totals
+
+    def histogram(self, clock: Clock) -> LatencyHistogram:
+        return self.calendar if clock is Clock.CALENDAR else self.business
+
+    def merge(self, other: BucketTotals) -> None:
+        self.counters.update(other.counters)
+        self.calendar.merge(other.calendar)
+        self.business.merge(other.business)
+
+    def negated(self) -> BucketTotals:
+        return BucketTotals(
+            counters=Counter({name: -value for name, value in self.counters.items()}),
+            calendar=self.calendar.negated(),
+            business=self.business.negated(),
+        )
+
+    @property
+    def is_zero(self) -> bool:
+        no_counts = all(value == 0 for value in self.counters.values())
+        return no_counts and _histogram_is_zero(self.calendar) and _histogram_is_zero(self.business)
+
+
+def _histogram_is_zero(histogram: LatencyHistogram) -> bool:
+    bins, zero_count, total = histogram.to_bins()
+    return zero_count == 0 and total == 0 and not any(bins.values())
+
+
+def totals_by_bucket(waits: Iterable[Wait]) -> dict[BucketKey, BucketTotals]:
+    buckets: dict[BucketKey, BucketTotals] = {}
+    for wait in waits:
+        buckets.setdefault(BucketKey.of(wait), BucketTotals()).merge(BucketTotals.of_wait(wait))
+    return buckets
+
+
+def state_delta(old: ConversationState | None, new: ConversationState | None) -> dict[BucketKey, BucketTotals]:
+    """What a state change adds to each bucket: totals of the new waits minus those of the old ones."""
+    deltas = totals_by_bucket(new.waits if new else [])
+    for key, old_totals in totals_by_bucket(old.waits if old else []).items():
+        deltas.setdefault(key, BucketTotals()).merge(old_totals.negated())
+    return {key: delta for key, delta in deltas.items() if not delta.is_zero}

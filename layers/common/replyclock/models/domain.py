@@ -1,0 +1,348 @@
+"""Domain vocabulary: posts, brands, SLA policies, business calendars and waits.
+
+Pure pydantic, no AWS. Datetimes are always timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+# A channel is a network slug ("x", "mastodon", "bluesky", "reddit", ...). It is a
+# constrained string rather than an enum so a brand can split one network into
+# several channels (regional accounts) without a code change.
+Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+BrandId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+PostId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more pressing."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+
+class AuthorRole(StrEnum):
+    BRAND = "brand"
+    CUSTOMER = "customer"
+
+
+class Clock(StrEnum):
+    CALENDAR = "calendar"
+    BUSINESS = "business"
+
+
+class WaitKind(StrEnum):
+    FIRST = "first"
+    NEXT = "next"
+
+
+class WaitStatus(StrEnum):
+    PENDING = "pending"
+    AT_RISK = "at_risk"
+    MET = "met"
+    BREACHED = "breached"
+
+
+class Post(BaseModel):
+    """One ingested post; immutable once stored, keyed by (channel, id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Channel
+    id: PostId
+    author: str = Field(min_length=1, max_length=256)
+    author_role: AuthorRole
+    # Set when author_role is BRAND: which configured brand spoke.
+    brand_id: BrandId | None = None
+    created_at: UtcDatetime
+    text: str = Field(default="", max_length=40_000)
+    url: str | None = Field(default=None, max_length=2048)
+    in_reply_to: PostId | None = None
+    conversation_id: PostId
+    # Handles mentioned in the post, lower-case, without the leading "@".
+    mentions: tuple[str, ...] = ()
+    author_reach: int | None = Field(default=None, ge=0)
+
+    @field_validator("mentions")
+    @classmethod
+    def _normalise_mentions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({handle.lower().lstrip("@") for handle in value if handle.strip("@")}))
+
+    @model_validator(mode="after")
+    def _brand_posts_name_their_brand(self) -> Post:
+        if self.author_role is AuthorRole.BRAND and not self.brand_id:
+            raise ValueError("a brand post needs brand_id")
+        if self.author_role is AuthorRole.CUSTOMER and self.brand_id:
+            raise ValueError("a customer post has no brand_id")
+        return self
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, str]:
+        """Posts are ordered by (created_at, id); numeric ids compare numerically."""
+        return (self.created_at, len(self.id), self.id)
+
+
+class OpenInterval(BaseModel):
+    """Open hours on one weekday, local wall-clock time; end may be 24:00 (written "24:00")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: time
+    end: time
+    ends_at_midnight: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_midnight(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("end") in ("24:00", "24:00:00"):
+            return {**data, "end": time(0), "ends_at_midnight": True}
+        return data
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> OpenInterval:
+        if not self.ends_at_midnight and self.end <= self.start:
+            raise ValueError("open interval must end after it starts (use 24:00 for midnight)")
+        return self
+
+
+def _default_week() -> dict[int, list[OpenInterval]]:
+    nine_to_five = [OpenInterval(start=time(9), end=time(17))]
+    return {weekday: list(nine_to_five) for weekday in range(5)}
+
+
+class BusinessCalendar(BaseModel):
+    """When the care team works: weekly hours in a timezone, minus holidays."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timezone: str = "UTC"
+    # Monday is 0, as in datetime.weekday().
+    weekly_hours: dict[int, list[OpenInterval]] = Field(default_factory=_default_week)
+    holidays: list[date] = Field(default_factory=list)
+    holiday_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    holiday_subdivision: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown timezone {value!r}") from error
+        return value
+
+    @field_validator("weekly_hours")
+    @classmethod
+    def _weekdays_and_some_hours(cls, value: dict[int, list[OpenInterval]]) -> dict[int, list[OpenInterval]]:
+        if any(day not in range(7) for day in value):
+            raise ValueError("weekly_hours keys are weekdays 0 (Monday) to 6 (Sunday)")
+        if not any(value.values()):
+            raise ValueError("weekly_hours needs at least one open interval")
+        return value
+
+    @model_validator(mode="after")
+    def _known_holiday_country(self) -> BusinessCalendar:
+        if self.holiday_country is not None:
+            import holidays
+
+            try:
+                holidays.country_holidays(self.holiday_country, subdiv=self.holiday_subdivision, years=2020)
+            except NotImplementedError as error:
+                raise ValueError(f"unsupported holiday country {self.holiday_country!r}") from error
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+PrioritySeconds = Annotated[int, Field(gt=0, le=366 * 24 * 3600)]
+
+
+class SLATargets(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    urgent: PrioritySeconds = 15 * 60
+    high: PrioritySeconds = 60 * 60
+    normal: PrioritySeconds = 4 * 60 * 60
+    low: PrioritySeconds = 24 * 60 * 60
+
+    def for_priority(self, priority: Priority) -> int:
+        return int(getattr(self, priority.value))
+
+
+class SLAPolicy(BaseModel):
+    """Targets per priority (optionally per channel), on one clock.
+
+    A policy applies to waits that *start* at or after effective_from; each wait
+    records the version it was measured against.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = Field(default=1, ge=0)
+    effective_from: UtcDatetime = datetime(1970, 1, 1, tzinfo=UTC)
+    targets: SLATargets = Field(default_factory=SLATargets)
+    channel_targets: dict[Channel, SLATargets] = Field(default_factory=dict)
+    clock: Clock = Clock.CALENDAR
+    at_risk_fraction: float = Field(default=0.8, gt=0, lt=1)
+
+    def target_seconds(self, priority: Priority, channel: str) -> int:
+        return self.channel_targets.get(channel, self.targets).for_priority(priority)
+
+
+class PriorityRule(BaseModel):
+    """A post matching any keyword, hashtag, or the reach threshold gets this priority."""
+
+    model_config = ConfigDict(frozen=True)
+
+    priority: Priority
+    keywords: list[str] = Field(default_factory=list)
+    hashtags: list[str] = Field(default_factory=list)
+    min_reach: int | None = Field(default=None, ge=0)
+
+
+def _default_rules() -> list[PriorityRule]:
+    return [
+        PriorityRule(priority=Priority.URGENT, hashtags=["#thissucks"], keywords=["outage", "is down", "not working"]),
+        PriorityRule(priority=Priority.HIGH, min_reach=10_000),
+    ]
+
+
+class Brand(BaseModel):
+    """A brand whose care team is measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: BrandId
+    name: str = Field(min_length=1, max_length=200)
+    # channel -> the brand's own handles there (lower-case, no "@").
+    handles: dict[Channel, list[str]] = Field(default_factory=dict)
+    calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    auto_reply_patterns: list[str] = Field(default_factory=list)
+    priority_rules: list[PriorityRule] = Field(default_factory=_default_rules)
+    # Oldest first; the last one is the policy in force now.
+    sla_policies: list[SLAPolicy] = Field(default_factory=lambda: [SLAPolicy()], min_length=1)
+
+    @field_validator("handles")
+    @classmethod
+    def _normalise_handles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {channel: sorted({h.lower().lstrip("@") for h in handles}) for channel, handles in value.items()}
+
+    @field_validator("auto_reply_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"auto-reply pattern {pattern!r} is not a valid regex: {error}") from error
+        return value
+
+    @field_validator("sla_policies")
+    @classmethod
+    def _policies_in_order(cls, value: list[SLAPolicy]) -> list[SLAPolicy]:
+        ordered = sorted(value, key=lambda policy: (policy.effective_from, policy.version))
+        versions = [policy.version for policy in ordered]
+        if len(set(versions)) != len(versions):
+            raise ValueError("SLA policy versions must be unique")
+        return ordered
+
+    @property
+    def current_policy(self) -> SLAPolicy:
+        return self.sla_policies[-1]
+
+    def policy_at(self, moment: datetime) -> SLAPolicy:
+        """The policy in force at a moment (the first one for moments before all of them)."""
+        in_force = self.sla_policies[0]
+        for policy in self.sla_policies:
+            if policy.effective_from <= moment:
+                in_force = policy
+        return in_force
+
+    def handles_on(self, channel: str) -> frozenset[str]:
+        """The brand's handles on a channel; without configured ones, its id stands as the handle."""
+        configured = self.handles.get(channel)
+        return frozenset(configured) if configured else frozenset({self.id.lower()})
+
+
+class Wait(BaseModel):
+    """A customer waiting for a brand in one conversation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: WaitKind
+    brand_id: BrandId
+    channel: Channel
+    conversation_id: PostId
+    start_post_id: PostId
+    started_at: UtcDatetime
+    end_post_id: PostId | None = None
+    ended_at: UtcDatetime | None = None
+    calendar_seconds: float | None = None
+    business_seconds: float | None = None
+    priority: Priority
+    policy_version: int
+    clock: Clock
+    target_seconds: int
+    due_at: UtcDatetime
+    at_risk_at: UtcDatetime
+    status: WaitStatus
+
+    @property
+    def is_open(self) -> bool:
+        return self.end_post_id is None
+
+    def latency_on(self, clock: Clock) -> float | None:
+        return self.calendar_seconds if clock is Clock.CALENDAR else self.business_seconds
+
+
+class ConversationState(BaseModel):
+    """The waits of one brand in one conversation, as measure last computed them."""
+
+    channel: Channel
+    conversation_id: PostId
+    brand_id: BrandId
+    # Increases by one on every write (measure or sweeper); writes are conditioned on it.
+    version: int = Field(default=0, ge=0)
+    waits: list[Wait] = Field(default_factory=list)
+
+    @property
+    def open_wait(self) -> Wait | None:
+        return self.waits[-1] if self.waits and self.waits[-1].is_open else None
+
+    @property
+    def first_started_at(self) -> datetime | None:
+        return self.waits[0].started_at if self.waits else None
+
+    @property
+    def status(self) -> WaitStatus | None:
+        """The status a care team cares about: the open wait's, else the last closed one's."""
+        return self.waits[-1].status if self.waits else None
+
+    def same_waits(self, other: ConversationState | None) -> bool:
+        return other is not None and self.waits == other.waits

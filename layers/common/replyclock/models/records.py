@@ -1,0 +1,68 @@
+"""Stream records the measuring path consumes, as Powertools parser models over our item shapes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamChangedRecordModel, DynamoDBStreamRecordModel
+from pydantic import BaseModel, ConfigDict
+
+from replyclock.models.domain import BrandId, Channel, ConversationState, PostId, Wait
+
+
+class PostImage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    item_type: Literal["post"]
+    channel: Channel
+    conversation_id: PostId
+    id: PostId
+
+
+class PostChange(DynamoDBStreamChangedRecordModel):
+    NewImage: PostImage  # type: ignore[assignment]
+
+
+class PostInsertRecord(DynamoDBStreamRecordModel):
+    """A post stored for the first time."""
+
+    eventName: Literal["INSERT"]  # type: ignore[assignment]
+    dynamodb: PostChange  # type: ignore[assignment]
+
+
+class StateImage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    pk: str
+    sk: str
+    item_type: Literal["state"]
+    channel: Channel
+    conversation_id: PostId
+    brand_id: BrandId
+    version: int
+    waits: list[Wait]
+
+    @property
+    def source_key(self) -> str:
+        return f"{self.pk}|{self.sk}"
+
+    def to_state(self) -> ConversationState:
+        return ConversationState(
+            channel=self.channel,
+            conversation_id=self.conversation_id,
+            brand_id=self.brand_id,
+            version=self.version,
+            waits=self.waits,
+        )
+
+
+class StateChangeImages(DynamoDBStreamChangedRecordModel):
+    NewImage: StateImage  # type: ignore[assignment]
+    OldImage: StateImage | None = None  # type: ignore[assignment]
+
+
+class StateChangeRecord(DynamoDBStreamRecordModel):
+    """A conversation state written by measure or the sweeper."""
+
+    eventName: Literal["INSERT", "MODIFY"]  # type: ignore[assignment]
+    dynamodb: StateChangeImages  # type: ignore[assignment]

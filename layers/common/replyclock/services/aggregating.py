@@ -1,0 +1,101 @@
+"""aggregate: add the exact delta of each conversation-state change to its hourly buckets, once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from replyclock.dal.aggregates import (
+    BucketStore,
+    GuardedWrite,
+    expired_guards,
+    guard_name,
+    guard_value,
+    guard_version,
+)
+from replyclock.dal.table import ConditionFailed, StoreError
+from replyclock.logic.aggregation import BucketKey, BucketTotals, state_delta
+from replyclock.models.domain import ConversationState
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One stream record of a conversation-state item."""
+
+    sequence_number: str
+    source_key: str  # the state item's "pk|sk"
+    version: int
+    old: ConversationState | None
+    new: ConversationState | None
+    deltas: dict[BucketKey, BucketTotals] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "deltas", state_delta(self.old, self.new))
+
+
+@dataclass
+class AggregateOutcome:
+    buckets_written: int = 0
+    failed_sequence_numbers: set[str] = field(default_factory=set)
+
+
+def apply_state_changes(store: BucketStore, changes: Sequence[StateChange], now: datetime) -> AggregateOutcome:
+    """Sum the changes per bucket and write each bucket once; report the changes whose bucket failed."""
+    contributions: dict[BucketKey, list[StateChange]] = defaultdict(list)
+    for change in changes:
+        for key in change.deltas:
+            contributions[key].append(change)
+    outcome = AggregateOutcome()
+    guards = store.read_guards(contributions) if contributions else {}
+    for key in sorted(contributions):
+        try:
+            outcome.buckets_written += _apply_bucket(store, key, contributions[key], guards[key], now)
+        except StoreError:
+            outcome.failed_sequence_numbers.update(change.sequence_number for change in contributions[key])
+    return outcome
+
+
+def _apply_bucket(
+    store: BucketStore, key: BucketKey, changes: list[StateChange], guards: dict[str, str], now: datetime
+) -> int:
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        write = _guarded_write(key, changes, guards, now)
+        if write is None:
+            return 0
+        try:
+            store.apply(write)
+            return 1
+        except ConditionFailed:
+            # Another invocation moved one of our guards; what it applied must not be applied again.
+            if attempt == MAX_ATTEMPTS:
+                raise
+            guards = store.read_guards([key])[key]
+    raise AssertionError("unreachable")
+
+
+def _guarded_write(
+    key: BucketKey, changes: list[StateChange], guards: dict[str, str], now: datetime
+) -> GuardedWrite | None:
+    totals = BucketTotals()
+    applied_versions: dict[str, int] = {}
+    for change in sorted(changes, key=lambda change: (change.source_key, change.version)):
+        guard = guard_name(change.source_key)
+        applied = max(applied_versions.get(guard, -1), guard_version(guards[guard]) if guard in guards else -1)
+        if change.version <= applied:
+            continue
+        totals.merge(change.deltas[key])
+        applied_versions[guard] = change.version
+    if not applied_versions:
+        return None
+    written = {guard: guard_value(version, now) for guard, version in applied_versions.items()}
+    return GuardedWrite(
+        key=key,
+        totals=totals,
+        guards_read={guard: guards[guard] for guard in written if guard in guards},
+        guards_written=written,
+        guards_expired=expired_guards(guards, now, keep=written),
+    )

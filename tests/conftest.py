@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import os
+
+# Before anything imports boto3: fake credentials, a region, and moto's in-process
+# DynamoDB Streams (botocore >= 1.44.4 otherwise routes them to an account endpoint).
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "POWERTOOLS_SERVICE_NAME": "replyclock",
+        "POWERTOOLS_METRICS_NAMESPACE": "ReplyClock",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+        "TABLE_NAME": "replyclock-test",
+    }
+)
+
+pytest_plugins = ["tests.support.fixtures"]

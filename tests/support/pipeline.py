@@ -1,0 +1,100 @@
+"""The measuring path under moto: the table from template.yaml, its real stream, both consumers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from devtools.streams import EventSourceMapping, Record, StreamReader
+from devtools.template import create_table_arguments, stream_mappings
+from replyclock.dal.aggregates import BucketStore
+from replyclock.dal.brands import BrandStore
+from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.posts import PostStore
+from replyclock.models.domain import Brand, Post
+
+
+@dataclass
+class Consumer:
+    reader: StreamReader
+    mapping: EventSourceMapping
+
+    def drain(self) -> int:
+        delivered = 0
+        for shard_id, records in self.reader.poll().items():
+            self.mapping.deliver(shard_id, records)
+            delivered += len(records)
+        return delivered
+
+
+class Pipeline:
+    """Posts in, conversation states and aggregate buckets out, through the real handlers."""
+
+    def __init__(self, table_name: str, stream_arn: str, queues: dict[str, str]) -> None:
+        self.table_name = table_name
+        self.stream_arn = stream_arn
+        self.posts = PostStore(table_name)
+        self.conversations = ConversationStore(table_name)
+        self.buckets = BucketStore(table_name)
+        self.brands = BrandStore(table_name)
+        self.queues = queues
+        sqs = boto3.client("sqs")
+        streams = boto3.client("dynamodbstreams")
+        self.consumers = {
+            mapping.function: Consumer(
+                StreamReader(streams, stream_arn),
+                EventSourceMapping(
+                    mapping,
+                    send_to_failure_queue=lambda body, url=queues[mapping.on_failure_queue or ""]: sqs.send_message(
+                        QueueUrl=url, MessageBody=json.dumps(body)
+                    ),
+                ),
+            )
+            for mapping in stream_mappings()
+        }
+
+    @classmethod
+    def create(cls) -> Pipeline:
+        table_name = os.environ["TABLE_NAME"]
+        description = boto3.client("dynamodb").create_table(**create_table_arguments("Table", table_name))
+        sqs = boto3.client("sqs")
+        queues = {
+            name: sqs.create_queue(QueueName=name)["QueueUrl"]
+            for name in ("MeasureFailureQueue", "AggregateFailureQueue")
+        }
+        return cls(table_name, description["TableDescription"]["LatestStreamArn"], queues)
+
+    def add_brands(self, brands: Iterable[Brand]) -> None:
+        for brand in brands:
+            self.brands.put(brand)
+        import_measure_module_cache_reset()
+
+    def write(self, posts: Iterable[Post]) -> int:
+        return self.posts.put_many(posts)
+
+    def run(self) -> None:
+        """Deliver stream records to measure and aggregate until nothing new appears."""
+        while sum(consumer.drain() for consumer in self.consumers.values()):
+            pass
+
+    def stream_records(self) -> list[Record]:
+        reader = StreamReader(boto3.client("dynamodbstreams"), self.stream_arn)
+        return [record for records in reader.poll().values() for record in records]
+
+    def parked(self, queue: str) -> list[dict[str, Any]]:
+        messages = boto3.client("sqs").receive_message(QueueUrl=self.queues[queue], MaxNumberOfMessages=10)
+        return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
+
+
+def import_measure_module_cache_reset() -> None:
+    """Brand configuration is cached per warm container; a test that changes brands starts cold."""
+    import sys
+
+    module = sys.modules.get("_replyclock_function_measure")
+    if module is not None:
+        module._brand_cache = None  # type: ignore[attr-defined]
