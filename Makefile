@@ -13,8 +13,14 @@ SHELL := bash
 .DELETE_ON_ERROR:
 MAKEFLAGS += --no-builtin-rules
 
-# python3 is 3.13 here through .python-version (pyenv); override with PYTHON=...
-PYTHON ?= python3
+# Python 3.13 for the venvs: python3 (3.13 here through .python-version and
+# pyenv), else python3.13, else pyenv's own 3.13 (e.g. when PYENV_VERSION
+# overrides .python-version). Override with PYTHON=/path/to/python3.13.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3 python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && { echo "$$p"; exit 0; }; \
+	done; echo python3)
+endif
 SAM_PYTHON ?= $(PYTHON)
 
 VENV := .venv

@@ -21,15 +21,7 @@ from replyclock.models.domain import Brand, Post
 
 @dataclass
 class Consumer:
-    reader: StreamReader
     mapping: EventSourceMapping
-
-    def drain(self) -> int:
-        delivered = 0
-        for shard_id, records in self.reader.poll().items():
-            self.mapping.deliver(shard_id, records)
-            delivered += len(records)
-        return delivered
 
 
 class Pipeline:
@@ -45,9 +37,10 @@ class Pipeline:
         self.queues = queues
         sqs = boto3.client("sqs")
         streams = boto3.client("dynamodbstreams")
+        # Each function has its own event-source mapping; one reader feeds both, as reading twice adds nothing.
+        self.reader = StreamReader(streams, stream_arn)
         self.consumers = {
             mapping.function: Consumer(
-                StreamReader(streams, stream_arn),
                 EventSourceMapping(
                     mapping,
                     send_to_failure_queue=lambda body, url=queues[mapping.on_failure_queue or ""]: sqs.send_message(
@@ -79,8 +72,10 @@ class Pipeline:
 
     def run(self) -> None:
         """Deliver stream records to measure and aggregate until nothing new appears."""
-        while sum(consumer.drain() for consumer in self.consumers.values()):
-            pass
+        while fresh := self.reader.poll():
+            for consumer in self.consumers.values():
+                for shard_id, records in fresh.items():
+                    consumer.mapping.deliver(shard_id, records)
 
     def stream_records(self) -> list[Record]:
         reader = StreamReader(boto3.client("dynamodbstreams"), self.stream_arn)

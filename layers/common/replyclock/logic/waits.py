@@ -10,7 +10,7 @@ post of the brand, or the brand has posted earlier in the conversation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from replyclock.logic.business_time import add_business_seconds, business_seconds
@@ -28,14 +28,14 @@ def ordered_posts(posts: Iterable[Post]) -> list[Post]:
     return sorted(distinct.values(), key=lambda post: post.sort_key)
 
 
-def brands_in_conversation(posts: Iterable[Post], brand_ids_by_handle: Mapping[tuple[str, str], str]) -> set[str]:
+def brands_in_conversation(posts: Iterable[Post], brand_for_handle: Callable[[str, str], str | None]) -> set[str]:
     """Brands that spoke in the conversation or were mentioned by handle on its channel."""
     brand_ids: set[str] = set()
     for post in posts:
         if post.brand_id:
             brand_ids.add(post.brand_id)
         for handle in post.mentions:
-            brand_id = brand_ids_by_handle.get((post.channel, handle))
+            brand_id = brand_for_handle(post.channel, handle)
             if brand_id:
                 brand_ids.add(brand_id)
     return brand_ids

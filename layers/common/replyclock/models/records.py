@@ -20,14 +20,14 @@ class PostImage(BaseModel):
 
 
 class PostChange(DynamoDBStreamChangedRecordModel):
-    NewImage: PostImage  # type: ignore[assignment]
+    NewImage: PostImage
 
 
 class PostInsertRecord(DynamoDBStreamRecordModel):
     """A post stored for the first time."""
 
-    eventName: Literal["INSERT"]  # type: ignore[assignment]
-    dynamodb: PostChange  # type: ignore[assignment]
+    eventName: Literal["INSERT"]
+    dynamodb: PostChange
 
 
 class StateImage(BaseModel):
@@ -57,12 +57,12 @@ class StateImage(BaseModel):
 
 
 class StateChangeImages(DynamoDBStreamChangedRecordModel):
-    NewImage: StateImage  # type: ignore[assignment]
-    OldImage: StateImage | None = None  # type: ignore[assignment]
+    NewImage: StateImage
+    OldImage: StateImage | None = None
 
 
 class StateChangeRecord(DynamoDBStreamRecordModel):
     """A conversation state written by measure or the sweeper."""
 
-    eventName: Literal["INSERT", "MODIFY"]  # type: ignore[assignment]
-    dynamodb: StateChangeImages  # type: ignore[assignment]
+    eventName: Literal["INSERT", "MODIFY"]
+    dynamodb: StateChangeImages

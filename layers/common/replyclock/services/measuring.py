@@ -20,12 +20,23 @@ class BrandDirectory:
     def __init__(self, brands: Mapping[str, Brand], default_for: Callable[[str], Brand]) -> None:
         self._brands = dict(brands)
         self._default_for = default_for
-        self.ids_by_handle = {
+        self._ids_by_handle = {
             (channel, handle): brand.id
             for brand in self._brands.values()
             for channel, handles in brand.handles.items()
             for handle in handles
         }
+        self._ids_by_own_id = {brand.id.lower(): brand.id for brand in self._brands.values()}
+
+    def brand_for_handle(self, channel: str, handle: str) -> str | None:
+        """The configured brand behind a handle; a brand without handles on a channel answers to its id."""
+        configured = self._ids_by_handle.get((channel, handle))
+        if configured:
+            return configured
+        brand_id = self._ids_by_own_id.get(handle)
+        if brand_id and not self._brands[brand_id].handles.get(channel):
+            return brand_id
+        return None
 
     def get(self, brand_id: str) -> Brand:
         return self._brands.get(brand_id) or self._default_for(brand_id)
@@ -57,7 +68,7 @@ def _measure_once(
 ) -> MeasureOutcome:
     posts, states = store.load(channel, conversation_id)
     outcome = MeasureOutcome()
-    for brand_id in sorted(brands_in_conversation(posts, brands.ids_by_handle) | set(states)):
+    for brand_id in sorted(brands_in_conversation(posts, brands.brand_for_handle) | set(states)):
         previous = states.get(brand_id)
         waits = compute_waits(posts, brands.get(brand_id))
         if previous is not None:

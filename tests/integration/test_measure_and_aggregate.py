@@ -1,0 +1,167 @@
+"""measure and aggregate through their handlers, on moto's real stream records."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from devtools.lambda_runtime import FakeLambdaContext
+from devtools.streams import Record
+from replyclock.models.domain import Brand, WaitStatus
+from tests.support.builders import brand, customer
+from tests.support.expectations import expected_snapshot, stored_snapshot
+from tests.support.fixtures import load_event
+from tests.support.pipeline import Pipeline
+
+ACME = Brand(id="acme", name="Acme")
+
+
+def post_inserts(pipeline: Pipeline) -> list[Record]:
+    return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("POST#")]
+
+
+def state_changes(pipeline: Pipeline) -> list[Record]:
+    return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
+
+
+def handler(pipeline: Pipeline, function: str) -> Any:
+    return pipeline.consumers[function].mapping.handler
+
+
+def poisoned(record: Record) -> Record:
+    broken = copy.deepcopy(record)
+    broken["dynamodb"]["NewImage"]["channel"] = {"S": "NOT A CHANNEL!"}
+    return broken
+
+
+def test_writing_a_post_twice_stores_it_once(pipeline: Pipeline) -> None:
+    post = customer("1", 0)
+
+    assert pipeline.write([post]) == 1
+    assert pipeline.write([post]) == 0
+    assert len(post_inserts(pipeline)) == 1
+
+
+def test_measure_handler_accepts_the_event_file(pipeline: Pipeline) -> None:
+    # Given the posts that events/measure_post_inserts.json describes are stored
+    event = load_event("measure_post_inserts.json")
+    pipeline.write(
+        [
+            customer("3", 0, "@sprintcare hi", conversation="3"),
+            brand("1", 2, brand_id="sprintcare", reply_to="3", conversation="3"),
+        ]
+    )
+
+    # When measure receives the event
+    response = handler(pipeline, "MeasureFunction")(event, FakeLambdaContext())
+
+    # Then nothing failed and the conversation's state is written
+    assert response == {"batchItemFailures": []}
+    state = pipeline.conversations.get("x", "3", "sprintcare")
+    assert state is not None and [w.status for w in state.waits] == [WaitStatus.MET]
+
+
+def test_aggregate_handler_accepts_the_event_file(pipeline: Pipeline) -> None:
+    event = load_event("aggregate_state_changes.json")
+
+    response = handler(pipeline, "AggregateFunction")(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    [(key, totals)] = pipeline.buckets.query("sprintcare", "2017-10-31T00", "2017-10-31T23")
+    assert (key.kind.value, key.channel) == ("first", "x")
+    assert totals.counters["waits"] == 1 and totals.counters["responded"] == 1
+
+
+def test_a_poison_post_record_fails_alone_while_the_rest_of_the_batch_commits(pipeline: Pipeline) -> None:
+    # Given two conversations and a batch whose first record is unreadable
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0, conversation="c1"), customer("2", 0, conversation="c2")])
+    first, second = post_inserts(pipeline)
+    batch = [poisoned(first), second]
+
+    # When measure processes the batch
+    response = handler(pipeline, "MeasureFunction")({"Records": batch}, FakeLambdaContext())
+
+    # Then only the poison record is reported, and the other conversation is measured
+    assert response == {"batchItemFailures": [{"itemIdentifier": first["dynamodb"]["SequenceNumber"]}]}
+    assert pipeline.conversations.get("x", "c2", "acme") is not None
+    assert pipeline.conversations.get("x", "c1", "acme") is None
+
+
+def test_a_poison_state_record_fails_with_its_item_while_other_items_commit(pipeline: Pipeline) -> None:
+    # Given states of two conversations
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0, conversation="c1"), customer("2", 0, conversation="c2")])
+    handler(pipeline, "MeasureFunction")({"Records": post_inserts(pipeline)}, FakeLambdaContext())
+    c1_state, c2_state = sorted(state_changes(pipeline), key=lambda r: r["dynamodb"]["Keys"]["pk"]["S"])
+
+    # When aggregate gets c1's change poisoned
+    response = handler(pipeline, "AggregateFunction")({"Records": [poisoned(c1_state), c2_state]}, FakeLambdaContext())
+
+    # Then c1's record is reported and c2's delta is in the buckets
+    assert response == {"batchItemFailures": [{"itemIdentifier": c1_state["dynamodb"]["SequenceNumber"]}]}
+    [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
+    assert totals.counters["waits"] == 1
+
+
+def test_a_poison_record_ends_on_the_failure_queue_after_its_retries(pipeline: Pipeline) -> None:
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0, conversation="c1"), customer("2", 0, conversation="c2")])
+    first, second = post_inserts(pipeline)
+    consumer = pipeline.consumers["MeasureFunction"]
+
+    consumer.mapping.deliver("shard-1", [poisoned(first), second])
+
+    [parked] = pipeline.parked("MeasureFailureQueue")
+    assert parked["DDBStreamBatchInfo"]["startSequenceNumber"] == first["dynamodb"]["SequenceNumber"]
+    assert pipeline.conversations.get("x", "c2", "acme") is not None
+
+
+def test_replaying_a_whole_batch_twice_changes_nothing(pipeline: Pipeline) -> None:
+    # Given a conversation answered once, measured and aggregated
+    pipeline.add_brands([ACME])
+    posts = [customer("1", 0), brand("2", 30), customer("3", 60, "again"), brand("4", 200)]
+    pipeline.write(posts)
+    pipeline.run()
+    state_before = pipeline.conversations.get("x", "c1", "acme")
+    buckets_before = stored_snapshot(pipeline.buckets, ["acme"])
+
+    # When both batches are delivered again
+    measure_response = handler(pipeline, "MeasureFunction")({"Records": post_inserts(pipeline)}, FakeLambdaContext())
+    aggregate_response = handler(pipeline, "AggregateFunction")(
+        {"Records": state_changes(pipeline)}, FakeLambdaContext()
+    )
+
+    # Then nothing changed
+    assert measure_response == aggregate_response == {"batchItemFailures": []}
+    assert pipeline.conversations.get("x", "c1", "acme") == state_before
+    assert stored_snapshot(pipeline.buckets, ["acme"]) == buckets_before
+    assert state_before is not None
+    assert buckets_before == expected_snapshot(state_before.waits)
+
+
+def test_a_late_earlier_reply_shortens_the_wait_with_a_negative_delta(pipeline: Pipeline) -> None:
+    # Given a wait answered after 3 hours
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0), brand("3", 180)])
+    pipeline.run()
+
+    # When an earlier answer, posted after 10 minutes, is ingested late
+    pipeline.write([brand("2", 10)])
+    pipeline.run()
+
+    # Then the buckets hold only the 10-minute answer
+    state = pipeline.conversations.get("x", "c1", "acme")
+    assert state is not None and state.waits[0].calendar_seconds == 600.0
+    [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
+    assert totals.counters["responded"] == 1
+    assert totals.calendar.quantile(0.5) == __import__("pytest").approx(600.0, rel=0.01)
+
+
+def test_an_unanswered_mention_counts_as_an_open_wait(pipeline: Pipeline) -> None:
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0)])
+    pipeline.run()
+
+    [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
+    assert (totals.counters["waits"], totals.counters["open"], totals.counters["responded"]) == (1, 1, 0)

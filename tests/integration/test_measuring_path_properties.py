@@ -1,0 +1,120 @@
+"""Delivery order, duplication and batching must not change any state or count."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from devtools.lambda_runtime import FakeLambdaContext
+from devtools.streams import Record
+from replyclock.dal import table
+from replyclock.models.domain import AuthorRole, Brand, Post
+from tests.support.builders import T0
+from tests.support.expectations import brand_directory, expected_snapshot, expected_waits, stored_snapshot
+from tests.support.pipeline import Pipeline
+
+BRANDS = [Brand(id="acme", name="Acme"), Brand(id="globex", name="Globex")]
+AUTHORS = ["alice", "bob", "acme", "globex"]
+TEXTS = ["@acme help", "@globex hi", "@acme @globex anyone?", "thanks", "still waiting", "#thissucks @acme"]
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> list[Post]:
+    posts: list[Post] = []
+    for conversation in range(draw(st.integers(1, 3))):
+        thread: list[Post] = []
+        for index in range(draw(st.integers(1, 7))):
+            author = draw(st.sampled_from(AUTHORS))
+            is_brand = author in {"acme", "globex"}
+            text = draw(st.sampled_from(TEXTS))
+            minutes = draw(st.integers(0, 3 * 24 * 60))
+            reply_to = draw(st.sampled_from([None, *[post.id for post in thread]]))
+            thread.append(
+                Post(
+                    channel="x",
+                    id=f"{conversation}{index:02d}",
+                    author=author,
+                    author_role=AuthorRole.BRAND if is_brand else AuthorRole.CUSTOMER,
+                    brand_id=author if is_brand else None,
+                    created_at=T0 + timedelta(minutes=minutes),
+                    text=text,
+                    in_reply_to=reply_to,
+                    conversation_id=f"conv{conversation}",
+                    mentions=tuple(word[1:] for word in text.split() if word.startswith("@")),
+                )
+            )
+        posts.extend(thread)
+    return posts
+
+
+def deliveries(records: list[Record], rng: random.Random, *, keep_item_order: bool) -> list[list[Record]]:
+    """Records split into random batches, with duplicates and redelivered earlier batches."""
+    if keep_item_order:
+        # A stream keeps each item's records in order; different items interleave freely.
+        queues: dict[str, list[Record]] = {}
+        for record in records:
+            keys = record["dynamodb"]["Keys"]
+            queues.setdefault(keys["pk"]["S"] + keys["sk"]["S"], []).append(record)
+        ordered: list[Record] = []
+        while queues:
+            item = rng.choice(sorted(queues))
+            ordered.append(queues[item].pop(0))
+            if not queues[item]:
+                del queues[item]
+    else:
+        ordered = rng.sample(records, len(records))
+        ordered += rng.sample(ordered, rng.randint(0, len(ordered)))
+    batches: list[list[Record]] = []
+    position = 0
+    while position < len(ordered):
+        size = rng.randint(1, 5)
+        batches.append(ordered[position : position + size])
+        position += size
+        if batches and rng.random() < 0.3:
+            batches.append(rng.choice(batches))
+    return batches
+
+
+def invoke(handler: Any, batch: list[Record]) -> None:
+    response = handler({"Records": batch}, FakeLambdaContext())
+    assert response == {"batchItemFailures": []}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(posts=conversations(), seed=st.integers(0, 2**32 - 1))
+def test_any_delivery_gives_the_states_and_buckets_of_the_pure_waits(posts: list[Post], seed: int) -> None:
+    rng = random.Random(seed)
+    directory = brand_directory(BRANDS)
+    waits = expected_waits(posts, directory)
+    table.get_resource.cache_clear()
+    table.get_table.cache_clear()
+    with mock_aws():
+        # Given the posts stored in a random order, each possibly twice
+        pipeline = Pipeline.create()
+        pipeline.add_brands(BRANDS)
+        for post in rng.sample(posts, len(posts)) + rng.sample(posts, rng.randint(0, len(posts))):
+            pipeline.posts.put(post)
+        measure = pipeline.consumers["MeasureFunction"].mapping.handler
+        aggregate = pipeline.consumers["AggregateFunction"].mapping.handler
+        post_records = [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("POST#")]
+
+        # When measure sees the inserts in any order, duplicated, in any batches
+        for batch in deliveries(post_records, rng, keep_item_order=False):
+            invoke(measure, batch)
+        state_records = [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
+        # and aggregate sees the state changes in stream order per item, redelivered, in any batches
+        for batch in deliveries(state_records, rng, keep_item_order=True):
+            invoke(aggregate, batch)
+
+        # Then the states are exactly the pure waits
+        for (channel, conversation_id, brand_id), expected in waits.items():
+            state = pipeline.conversations.get(channel, conversation_id, brand_id)
+            assert state is not None and state.waits == expected
+        # and the buckets are exactly the totals of those waits
+        all_waits = [wait for conversation_waits in waits.values() for wait in conversation_waits]
+        assert stored_snapshot(pipeline.buckets, ["acme", "globex"]) == expected_snapshot(all_waits)

@@ -1,0 +1,64 @@
+"""Exact expectations computed without AWS, to compare the stored results with."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from replyclock.dal.aggregates import BucketStore
+from replyclock.logic.aggregation import BucketKey, BucketTotals, totals_by_bucket
+from replyclock.logic.waits import brands_in_conversation, compute_waits
+from replyclock.models.domain import Brand, Post, Wait
+from replyclock.services.measuring import BrandDirectory
+
+Snapshot = dict[BucketKey, tuple[dict[str, int], dict[int, int], int, dict[int, int], int]]
+
+
+def expected_waits(posts: Iterable[Post], brands: BrandDirectory) -> dict[tuple[str, str, str], list[Wait]]:
+    """(channel, conversation, brand) -> waits, from the pure function alone."""
+    by_conversation: dict[tuple[str, str], list[Post]] = defaultdict(list)
+    for post in posts:
+        by_conversation[(post.channel, post.conversation_id)].append(post)
+    waits: dict[tuple[str, str, str], list[Wait]] = {}
+    for (channel, conversation_id), thread in by_conversation.items():
+        for brand_id in brands_in_conversation(thread, brands.brand_for_handle):
+            computed = compute_waits(thread, brands.get(brand_id))
+            if computed:
+                waits[(channel, conversation_id, brand_id)] = computed
+    return waits
+
+
+def snapshot(buckets: Iterable[tuple[BucketKey, BucketTotals]]) -> Snapshot:
+    """Buckets in a comparable form: non-zero counters and histogram bins (float sums compared apart)."""
+    result: Snapshot = {}
+    for key, totals in buckets:
+        counters = {name: value for name, value in totals.counters.items() if value}
+        calendar_bins, calendar_zero, _ = totals.calendar.to_bins()
+        business_bins, business_zero, _ = totals.business.to_bins()
+        if not counters:
+            continue
+        result[key] = (
+            counters,
+            {index: count for index, count in calendar_bins.items() if count},
+            calendar_zero,
+            {index: count for index, count in business_bins.items() if count},
+            business_zero,
+        )
+    return result
+
+
+def expected_snapshot(waits: Iterable[Wait]) -> Snapshot:
+    return snapshot(totals_by_bucket(waits).items())
+
+
+def stored_snapshot(store: BucketStore, brand_ids: Iterable[str]) -> Snapshot:
+    found: list[tuple[BucketKey, BucketTotals]] = []
+    for brand_id in sorted(set(brand_ids)):
+        found.extend(store.query(brand_id, "0000", "9999"))
+    return snapshot(found)
+
+
+def brand_directory(brands: Iterable[Brand]) -> BrandDirectory:
+    from replyclock.services.measuring import directory_from
+
+    return directory_from(list(brands))
