@@ -98,8 +98,8 @@ def roots_from_parents(parent: Mapping[str, str | None]) -> dict[str, str]:
         current = tweet_id
         while current not in roots:
             chain.append(current)
-            up = parent.get(current)
-            if up is None or up in chain:
+            up = parent[current]
+            if up is None or up in chain or up not in parent:
                 # No parent, a parent outside the file, or a cycle: this is as far up as the file goes.
                 roots[current] = up if up is not None and up not in parent else current
                 break
