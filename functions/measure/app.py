@@ -31,11 +31,13 @@ def brand_directory() -> BrandDirectory:
     return _brand_cache[1]
 
 
-def emit_closed_wait(wait: Wait) -> None:
+def emit_closed_wait(wait: Wait, breach_already_reported: bool) -> None:
     name = "FirstResponseSeconds" if wait.kind is WaitKind.FIRST else "NextResponseSeconds"
     with single_metric(name=name, unit=MetricUnit.Seconds, value=wait.calendar_seconds or 0.0) as metric:
         metric.add_dimension(name="brand", value=wait.brand_id)
         metric.add_dimension(name="channel", value=wait.channel)
+    if breach_already_reported:
+        return
     outcome = "SLAMet" if wait.status is WaitStatus.MET else "SLABreached"
     with single_metric(name=outcome, unit=MetricUnit.Count, value=1) as metric:
         metric.add_dimension(name="brand", value=wait.brand_id)
@@ -59,7 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         outcome = measure_conversation(store, brands, *conversation)
         measured.add(conversation)
         for wait in outcome.newly_closed:
-            emit_closed_wait(wait)
+            emit_closed_wait(wait, wait.start_post_id in outcome.breach_already_reported)
         logger.debug("measured conversation", channel=image.channel, conversation_id=image.conversation_id)
 
     return process_partial_response(event=event, record_handler=measure_record, processor=processor, context=context)

@@ -60,6 +60,15 @@ class Pipeline:
             name: sqs.create_queue(QueueName=name)["QueueUrl"]
             for name in ("MeasureFailureQueue", "AggregateFailureQueue")
         }
+        topic_arn = boto3.client("sns").create_topic(Name=os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
+        queues["AlertsInbox"] = sqs.create_queue(QueueName="AlertsInbox")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=queues["AlertsInbox"], AttributeNames=["QueueArn"])
+        boto3.client("sns").subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=inbox_arn["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
         return cls(table_name, description["TableDescription"]["LatestStreamArn"], queues)
 
     def add_brands(self, brands: Iterable[Brand]) -> None:
@@ -80,6 +89,18 @@ class Pipeline:
     def stream_records(self) -> list[Record]:
         reader = StreamReader(boto3.client("dynamodbstreams"), self.stream_arn)
         return [record for records in reader.poll().values() for record in records]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every SLA alert published so far (drains the subscribed inbox)."""
+        sqs = boto3.client("sqs")
+        received: list[dict[str, Any]] = []
+        while messages := sqs.receive_message(QueueUrl=self.queues["AlertsInbox"], MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queues["AlertsInbox"], ReceiptHandle=message["ReceiptHandle"])
+        return received
 
     def parked(self, queue: str) -> list[dict[str, Any]]:
         messages = boto3.client("sqs").receive_message(QueueUrl=self.queues[queue], MaxNumberOfMessages=10)

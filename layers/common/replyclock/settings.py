@@ -11,8 +11,19 @@ from pydantic import BaseModel, Field
 class Settings(BaseModel):
     # No default: a missing infrastructure name is an error, not a guess.
     table_name: str = Field(min_length=3)
+    # Tunables have defaults, so a deployment that does not set them keeps working.
+    max_window_days: int = Field(default=400, ge=1, le=3660)
+    # Only the sweeper publishes alerts; it refuses to run without a topic.
+    alerts_topic_arn: str | None = None
+
+
+# Settings that may be absent from the environment: field name -> environment variable.
+_OPTIONAL_VARIABLES = {"max_window_days": "MAX_WINDOW_DAYS", "alerts_topic_arn": "ALERTS_TOPIC_ARN"}
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings(table_name=os.environ.get("TABLE_NAME", ""))
+    optional = {
+        name: os.environ[variable] for name, variable in _OPTIONAL_VARIABLES.items() if os.environ.get(variable)
+    }
+    return Settings.model_validate({"table_name": os.environ.get("TABLE_NAME", ""), **optional})

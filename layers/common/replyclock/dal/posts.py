@@ -67,3 +67,12 @@ class PostStore:
             if "LastEvaluatedKey" not in page:
                 return posts
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get(self, channel: str, conversation_id: str, post_id: str) -> Post | None:
+        key = {"pk": conversation_pk(channel, conversation_id), "sk": f"{POST_SK_PREFIX}{post_id}"}
+        try:
+            found = self._table.get_item(Key=key)
+        except ClientError as error:
+            raise translate(error) from error
+        item = found.get("Item")
+        return post_from_item(item) if item else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.table import ConditionFailed
 from replyclock.logic.waits import brands_in_conversation, carry_over_sweeper_statuses, compute_waits
-from replyclock.models.domain import Brand, ConversationState, Wait
+from replyclock.models.domain import Brand, ConversationState, Wait, WaitStatus
 
 # Concurrent writers of one conversation are rare (one shard, one sweeper); a few tries settle any race.
 MAX_ATTEMPTS = 5
@@ -48,6 +48,8 @@ class MeasureOutcome:
 
     written: list[ConversationState] = field(default_factory=list)
     newly_closed: list[Wait] = field(default_factory=list)
+    # Start posts of newly closed waits whose breach the sweeper already reported while they were open.
+    breach_already_reported: set[str] = field(default_factory=set)
 
 
 def measure_conversation(
@@ -79,6 +81,9 @@ def _measure_once(
         outcome.written.append(store.save(state, previous.version if previous else None))
         closed_before = {wait.start_post_id for wait in previous.waits if not wait.is_open} if previous else set()
         outcome.newly_closed.extend(w for w in waits if not w.is_open and w.start_post_id not in closed_before)
+        if previous is not None and previous.open_wait is not None:
+            if previous.open_wait.status is WaitStatus.BREACHED:
+                outcome.breach_already_reported.add(previous.open_wait.start_post_id)
     return outcome
 
 

@@ -1,0 +1,59 @@
+"""sweep: every minute, move unanswered waits to at-risk and breached, alert, and report open waits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from replyclock.dal.brands import BrandStore
+from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.notifications import AlertPublisher
+from replyclock.dal.open_waits import OpenWaitIndex
+from replyclock.dal.posts import PostStore
+from replyclock.models.domain import WaitStatus
+from replyclock.observability import logger, metrics, tracer
+from replyclock.services.measuring import directory_from
+from replyclock.services.sweeping import Alert, sweep
+from replyclock.settings import get_settings
+
+
+def _count(name: str, brand: str, channel: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
+    with single_metric(name=name, unit=unit, value=value) as metric:
+        metric.add_dimension(name="brand", value=brand)
+        metric.add_dimension(name="channel", value=channel)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    if not settings.alerts_topic_arn:
+        raise RuntimeError("ALERTS_TOPIC_ARN is not set: the sweeper has nowhere to send alerts")
+    publisher = AlertPublisher(settings.alerts_topic_arn)
+
+    def publish(alert: Alert) -> None:
+        publisher.publish(
+            alert.subject,
+            alert.message(),
+            {"brand": alert.wait.brand_id, "channel": alert.wait.channel, "status": alert.status.value},
+        )
+        name = "SLABreached" if alert.status is WaitStatus.BREACHED else "SLAAtRisk"
+        _count(name, alert.wait.brand_id, alert.wait.channel, 1)
+
+    outcome = sweep(
+        OpenWaitIndex(settings.table_name),
+        ConversationStore(settings.table_name),
+        PostStore(settings.table_name),
+        directory_from(BrandStore(settings.table_name).all()),
+        publish,
+        now=datetime.now(UTC),
+    )
+    for (brand, channel), gauge in outcome.gauges.items():
+        _count("OpenWaits", brand, channel, gauge.open_waits)
+        _count("OldestOpenWaitSeconds", brand, channel, gauge.oldest_open_wait_seconds, MetricUnit.Seconds)
+    logger.info("swept", alerts=len(outcome.alerts), open_waits=sum(g.open_waits for g in outcome.gauges.values()))
+    return {"alerts": len(outcome.alerts), "skipped": outcome.skipped}

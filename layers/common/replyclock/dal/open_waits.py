@@ -1,0 +1,66 @@
+"""The open-waits index: every open wait, ordered by the next moment the sweeper must act on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from replyclock.dal.conversations import (
+    NO_MORE_ALERTS,
+    OPEN_WAIT_PARTITION_PREFIX,
+    OPEN_WAIT_PARTITIONS,
+    OPEN_WAITS_INDEX,
+)
+from replyclock.dal.table import get_table, translate
+
+
+@dataclass(frozen=True)
+class OpenWaitEntry:
+    brand_id: str
+    channel: str
+    conversation_id: str
+    open_since: datetime
+    # None once the wait is breached: nothing more to do for it but wait for an answer.
+    next_alert_at: datetime | None
+
+
+def parse_index_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def entry_from_item(item: dict[str, Any]) -> OpenWaitEntry:
+    alert = str(item["gsi1sk"]).split("#", 1)[0]
+    return OpenWaitEntry(
+        brand_id=str(item["brand_id"]),
+        channel=str(item["channel"]),
+        conversation_id=str(item["pk"]).split("#", 2)[2],
+        open_since=parse_index_time(str(item["open_since"])),
+        next_alert_at=None if alert == NO_MORE_ALERTS else parse_index_time(alert),
+    )
+
+
+class OpenWaitIndex:
+    def __init__(self, table_name: str) -> None:
+        self._table = get_table(table_name)
+
+    def all_open_waits(self) -> list[OpenWaitEntry]:
+        entries: list[OpenWaitEntry] = []
+        for partition in range(OPEN_WAIT_PARTITIONS):
+            query: dict[str, Any] = {
+                "IndexName": OPEN_WAITS_INDEX,
+                "KeyConditionExpression": Key("gsi1pk").eq(f"{OPEN_WAIT_PARTITION_PREFIX}{partition}"),
+            }
+            while True:
+                try:
+                    page = self._table.query(**query)
+                except ClientError as error:
+                    raise translate(error) from error
+                entries.extend(entry_from_item(item) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return entries
