@@ -39,6 +39,8 @@ def emit_closed_wait(wait: Wait, breach_already_reported: bool) -> None:
     if breach_already_reported:
         return
     outcome = "SLAMet" if wait.status is WaitStatus.MET else "SLABreached"
+    # The service-wide rollup feeds the compliance alarm (met / (met + breached)).
+    metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
     with single_metric(name=outcome, unit=MetricUnit.Count, value=1) as metric:
         metric.add_dimension(name="brand", value=wait.brand_id)
         metric.add_dimension(name="channel", value=wait.channel)

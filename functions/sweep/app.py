@@ -43,6 +43,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
         name = "SLABreached" if alert.status is WaitStatus.BREACHED else "SLAAtRisk"
         _count(name, alert.wait.brand_id, alert.wait.channel, 1)
+        if alert.status is WaitStatus.BREACHED:
+            # The service-wide rollup feeds the compliance alarm, as measure's does.
+            metrics.add_metric(name="SLABreached", unit=MetricUnit.Count, value=1)
 
     outcome = sweep(
         OpenWaitIndex(settings.table_name),
