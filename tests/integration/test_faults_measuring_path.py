@@ -1,0 +1,194 @@
+"""Faults injected into the measuring path: each ends with nothing lost and nothing counted twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from devtools.streams import EventSourceMapping
+from replyclock.dal.table import get_resource
+from replyclock.models.domain import Brand, Post
+from tests.support.builders import brand, customer
+from tests.support.expectations import brand_directory, expected_snapshot, expected_waits, stored_snapshot
+from tests.support.pipeline import Pipeline
+
+BRANDS = [Brand(id="acme", name="Acme"), Brand(id="globex", name="Globex")]
+
+
+def conversations(count: int, seed: int = 3) -> list[Post]:
+    rng = random.Random(seed)
+    posts: list[Post] = []
+    for n in range(count):
+        who = rng.choice(["acme", "globex"])
+        posts.append(customer(f"{n}q", rng.randint(0, 600), f"@{who} help", conversation=f"c{n}"))
+        if rng.random() < 0.8:
+            posts.append(brand(f"{n}a", rng.randint(601, 900), brand_id=who, conversation=f"c{n}"))
+        if rng.random() < 0.4:
+            posts.append(customer(f"{n}r", rng.randint(901, 1200), "again", conversation=f"c{n}"))
+    return posts
+
+
+class FaultInjector:
+    """Raises an error on every n-th DynamoDB call of the chosen operations, from inside botocore."""
+
+    def __init__(self, operations: set[str], every: int, error: type[Exception] | str) -> None:
+        self.operations = operations
+        self.every = every
+        self.error = error
+        self.calls = 0
+        self.injected = 0
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        if model.name not in self.operations:
+            return
+        self.calls += 1
+        if self.calls % self.every:
+            return
+        self.injected += 1
+        if isinstance(self.error, str):
+            raise ClientError({"Error": {"Code": self.error, "Message": "injected fault"}}, model.name)
+        raise self.error("injected fault")
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._events = get_resource().meta.client.meta.events
+        self._installed: list[FaultInjector] = []
+
+    def __call__(self, injector: FaultInjector) -> FaultInjector:
+        self._events.register("before-call.dynamodb", injector)
+        self._installed.append(injector)
+        return injector
+
+    def stop(self) -> None:
+        for injector in self._installed:
+            self._events.unregister("before-call.dynamodb", injector)
+        self._installed.clear()
+
+
+@pytest.fixture
+def inject(pipeline: Pipeline) -> Iterator[Faults]:
+    faults = Faults()
+    yield faults
+    faults.stop()
+
+
+def retry_until_done(pipeline: Pipeline) -> None:
+    """Like an event-source mapping with unlimited retries (the default when MaximumRetryAttempts is unset)."""
+    for consumer in pipeline.consumers.values():
+        consumer.mapping.mapping = dataclasses.replace(consumer.mapping.mapping, maximum_retry_attempts=-1)
+
+
+def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
+    waits = expected_waits(posts, brand_directory(BRANDS))
+    for (channel, conversation_id, brand_id), expected in waits.items():
+        state = pipeline.conversations.get(channel, conversation_id, brand_id)
+        assert state is not None and state.waits == expected, conversation_id
+    every_wait = [wait for conversation_waits in waits.values() for wait in conversation_waits]
+    assert stored_snapshot(pipeline.buckets, ["acme", "globex"]) == expected_snapshot(every_wait)
+
+
+def test_throttled_reads_and_writes_are_retried_until_every_count_is_exact(pipeline: Pipeline, inject: Faults) -> None:
+    # Given a throttle on every third read and write of measure and aggregate
+    pipeline.add_brands(BRANDS)
+    posts = conversations(30)
+    pipeline.write(posts)
+    retry_until_done(pipeline)
+    injector = inject(
+        FaultInjector(
+            {"Query", "PutItem", "UpdateItem", "BatchGetItem", "GetItem"}, 3, "ProvisionedThroughputExceededException"
+        )
+    )
+
+    # When the stream is consumed
+    pipeline.run()
+    inject.stop()
+
+    # Then faults really happened, and the result is exact
+    assert injector.injected > 10
+    assert_exact(pipeline, posts)
+
+
+def test_lost_condition_races_on_buckets_are_re_read_and_never_double_count(pipeline: Pipeline, inject: Faults) -> None:
+    pipeline.add_brands(BRANDS)
+    posts = conversations(20)
+    pipeline.write(posts)
+    retry_until_done(pipeline)
+    injector = inject(FaultInjector({"UpdateItem"}, 2, "ConditionalCheckFailedException"))
+
+    pipeline.run()
+    inject.stop()
+
+    assert injector.injected > 5
+    assert_exact(pipeline, posts)
+
+
+def test_a_timeout_in_the_middle_of_a_stream_batch_loses_and_doubles_nothing(
+    pipeline: Pipeline, inject: Faults
+) -> None:
+    # Given an invocation that dies (like a Lambda timeout) after a few writes
+    pipeline.add_brands(BRANDS)
+    posts = conversations(25)
+    pipeline.write(posts)
+    retry_until_done(pipeline)
+    injector = inject(FaultInjector({"PutItem", "UpdateItem"}, 7, TimeoutError))
+
+    # When the event-source mapping retries and bisects the failed batches
+    pipeline.run()
+    inject.stop()
+
+    assert injector.injected > 3
+    assert_exact(pipeline, posts)
+
+
+def test_the_same_stream_delivered_twice_changes_nothing(pipeline: Pipeline) -> None:
+    pipeline.add_brands(BRANDS)
+    posts = conversations(15)
+    pipeline.write(posts)
+    records = pipeline.stream_records()
+    pipeline.run()
+
+    # When every record, post inserts and state changes alike, is delivered once more
+    for consumer in pipeline.consumers.values():
+        consumer.mapping.deliver("shard-replayed", records + pipeline.stream_records())
+
+    assert_exact(pipeline, posts)
+
+
+def test_a_poison_record_is_parked_after_its_retries_while_every_other_record_commits(pipeline: Pipeline) -> None:
+    # Given a measure handler that cannot process one conversation's records
+    pipeline.add_brands(BRANDS)
+    posts = conversations(12)
+    pipeline.write(posts)
+    measure = pipeline.consumers["MeasureFunction"].mapping
+    real_handler = measure.handler
+    assert real_handler is not None
+
+    def handler_with_a_poison(event: dict[str, Any], context: Any) -> Any:
+        records = event["Records"]
+        poison = [r for r in records if r["dynamodb"]["Keys"]["pk"]["S"].endswith("#c4")]
+        response = real_handler({"Records": [r for r in records if r not in poison]}, context)
+        failures = response["batchItemFailures"] + [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in poison]
+        return {"batchItemFailures": failures}
+
+    pipeline.consumers["MeasureFunction"].mapping = EventSourceMapping(
+        measure.mapping, measure.send_to_failure_queue, handler_with_a_poison
+    )
+
+    # When the stream is consumed
+    pipeline.run()
+
+    # Then the poison conversation's records are parked, and everything else is exact
+    parked = pipeline.parked("MeasureFailureQueue")
+    assert parked and all(p["requestContext"]["condition"] == "RetryAttemptsExhausted" for p in parked)
+    healthy = [post for post in posts if post.conversation_id != "c4"]
+    waits = expected_waits(healthy, brand_directory(BRANDS))
+    for (channel, conversation_id, brand_id), expected in waits.items():
+        state = pipeline.conversations.get(channel, conversation_id, brand_id)
+        assert state is not None and state.waits == expected, conversation_id
+    assert pipeline.conversations.load("x", "c4")[1] == {}
