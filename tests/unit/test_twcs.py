@@ -57,9 +57,6 @@ def test_a_file_without_the_twcs_columns_is_refused() -> None:
 
 
 def test_reply_cycles_do_not_hang() -> None:
-    text = HEADER + (
-        "1,1,True,Tue Oct 31 22:10:47 +0000 2017,a,,2\n"
-        "2,1,True,Tue Oct 31 22:10:48 +0000 2017,b,,1\n"
-    )
+    text = HEADER + ("1,1,True,Tue Oct 31 22:10:47 +0000 2017,a,,2\n2,1,True,Tue Oct 31 22:10:48 +0000 2017,b,,1\n")
     roots = conversation_roots(rows(text))
     assert roots["1"] == roots["2"]

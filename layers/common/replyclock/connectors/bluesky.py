@@ -1,0 +1,293 @@
+"""Bluesky (AT Protocol): notifications addressed to the brand, and the brand's author feed.
+
+Session: com.atproto.server.createSession with the handle and an app password; the access
+token is kept for an hour across warm invocations (createSession is rate limited hard).
+Reads: app.bsky.notification.listNotifications (reasons mention, reply, quote) and
+app.bsky.feed.getAuthorFeed (filter posts_with_replies). Both page newest first with an
+opaque `cursor`; the watermark is the newest `indexedAt` read, and a walk stops at the
+first item indexed before it. Post ids are at:// URIs; the root is `record.reply.root`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from replyclock.connectors.base import (
+    BoundedCache,
+    Listing,
+    ListingConnector,
+    Rejected,
+    WalkCursor,
+    parse_payload,
+    rejected_from,
+)
+from replyclock.connectors.http import HttpClient, HttpError, RateLimitHeaders, Response
+from replyclock.models.domain import AuthorRole, Post
+from replyclock.models.sources import Credentials, Source
+from replyclock.redaction import register_secrets
+
+CHANNEL = "bluesky"
+PAGE_SIZE = 50
+RATE_LIMIT = RateLimitHeaders(remaining="ratelimit-remaining", reset="ratelimit-reset", reset_format="epoch")
+# Notifications that are posts addressed to the account; likes, follows and reposts are not.
+POST_REASONS = ("mention", "reply", "quote")
+SESSION_SECONDS = 3600
+_MENTION_FEATURE = "app.bsky.richtext.facet#mention"
+_AT_URI = r"^at://\S+$"
+# (server, identifier) -> (access token, monotonic expiry)
+_SESSIONS: BoundedCache[tuple[str, str], tuple[str, float]] = BoundedCache(256)
+
+
+class BskyRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    uri: str = Field(pattern=_AT_URI)
+
+
+class BskyReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    root: BskyRef
+    parent: BskyRef
+
+
+class BskyByteSlice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    byteStart: int = Field(ge=0)
+    byteEnd: int = Field(ge=0)
+
+
+class BskyFeature(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    type: str = Field(alias="$type")
+    did: str | None = None
+
+
+class BskyFacet(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    index: BskyByteSlice
+    features: list[BskyFeature] = Field(default_factory=list)
+
+
+class BskyPostRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = ""
+    createdAt: AwareDatetime
+    reply: BskyReply | None = None
+    facets: list[BskyFacet] = Field(default_factory=list)
+
+
+class BskyAuthor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    did: str
+    handle: str = Field(min_length=1)
+    # Only detailed profile views carry it; notifications and feeds usually do not.
+    followersCount: int | None = Field(default=None, ge=0)
+
+
+class BskyPostNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    uri: str = Field(pattern=_AT_URI)
+    author: BskyAuthor
+    reason: str
+    record: BskyPostRecord
+    indexedAt: AwareDatetime
+
+
+class BskyPostView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    uri: str = Field(pattern=_AT_URI)
+    author: BskyAuthor
+    record: BskyPostRecord
+    indexedAt: AwareDatetime
+
+
+class BskyFeedItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    post: BskyPostView
+    # Set on reposts, which are someone else's post.
+    reason: dict[str, Any] | None = None
+
+
+class BskyNotificationsPage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    notifications: list[dict[str, Any]]
+    cursor: str | None = None
+
+
+class BskyFeedPage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    feed: list[dict[str, Any]]
+    cursor: str | None = None
+
+
+class BskySession(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    accessJwt: str = Field(min_length=1)
+
+
+def _indexed_at(raw: Any) -> datetime | None:
+    """Where an item sits in its newest-first list, read leniently so a rejected item still counts.
+
+    A notification's or post's indexedAt; for a repost in a feed, when it was reposted (its feed position).
+    """
+    if not isinstance(raw, dict):
+        return None
+    container = next((raw[key] for key in ("reason", "post") if isinstance(raw.get(key), dict)), raw)
+    value = container.get("indexedAt")
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+def mentioned_handles(record: BskyPostRecord, own_did: str, own_handle: str) -> list[str]:
+    """Handles of the mention facets (byte ranges of the UTF-8 text); the brand's DID maps to its handle."""
+    encoded = record.text.encode()
+    handles = []
+    for facet in record.facets:
+        for feature in facet.features:
+            if feature.type != _MENTION_FEATURE:
+                continue
+            if feature.did == own_did:
+                handles.append(own_handle)
+                continue
+            text = encoded[facet.index.byteStart : facet.index.byteEnd].decode(errors="ignore").strip()
+            if text.startswith("@") and len(text) > 1:
+                handles.append(text[1:])
+    return handles
+
+
+class BlueskyConnector(ListingConnector):
+    streams = ("mentions", "own")
+
+    def __init__(self, source: Source, credentials: Credentials, http: HttpClient, now: Callable[[], datetime]) -> None:
+        super().__init__(source, http, now)
+        self._identifier = credentials.secret("identifier")
+        self._password = credentials.secret("app_password")
+
+    def fetch(self, stream: str, cursor: WalkCursor) -> Listing:
+        boundary_text = cursor.watermark or cursor.floor
+        boundary = datetime.fromisoformat(boundary_text) if boundary_text else None
+        params: dict[str, str | int | list[str]] = {"limit": PAGE_SIZE}
+        if cursor.resume:
+            params["cursor"] = cursor.resume
+        if stream == "mentions":
+            params["reasons"] = list(POST_REASONS)
+            response = self._get("app.bsky.notification.listNotifications", params)
+            notifications = parse_payload(BskyNotificationsPage, response.json(), "Bluesky notifications")
+            raw_items, next_token = notifications.notifications, notifications.cursor
+        else:
+            params.update({"actor": str(self.source.account_id), "filter": "posts_with_replies"})
+            response = self._get("app.bsky.feed.getAuthorFeed", params)
+            feed = parse_payload(BskyFeedPage, response.json(), "Bluesky author feed")
+            raw_items, next_token = feed.feed, feed.cursor
+        posts: list[Post] = []
+        rejected: list[Rejected] = []
+        newest: datetime | None = None
+        reached = False
+        for raw in raw_items:
+            indexed_at = _indexed_at(raw)
+            if boundary is not None and indexed_at is not None and indexed_at < boundary:
+                reached = True
+                continue
+            if indexed_at is not None:
+                newest = max(newest, indexed_at) if newest else indexed_at
+            try:
+                post = self._read_item(stream, raw)
+            except ValidationError as error:
+                rejected.append(rejected_from(error, raw))
+                continue
+            if post is not None:
+                posts.append(post)
+        return Listing(
+            posts=posts,
+            rejected=rejected,
+            next_token=next_token if raw_items else None,
+            newest=newest.isoformat() if newest else None,
+            reached=reached,
+        )
+
+    def _read_item(self, stream: str, raw: Any) -> Post | None:
+        if stream == "mentions":
+            if not isinstance(raw, dict) or raw.get("reason") not in POST_REASONS:
+                return None
+            notification = BskyPostNotification.model_validate(raw)
+            # Bluesky says the post is addressed to the account (mentions it, replies to it or quotes it).
+            return self.to_post(
+                notification.uri, notification.author, notification.record, notification.indexedAt, addressed=True
+            )
+        item = BskyFeedItem.model_validate(raw)
+        if item.reason is not None or item.post.author.did != self.source.account_id:
+            return None
+        return self.to_post(item.post.uri, item.post.author, item.post.record, item.post.indexedAt)
+
+    def to_post(
+        self, uri: str, author: BskyAuthor, record: BskyPostRecord, indexed_at: datetime, *, addressed: bool = False
+    ) -> Post:
+        is_brand = author.did == self.source.account_id
+        mentions = mentioned_handles(record, str(self.source.account_id), self.handle)
+        return Post(
+            channel=CHANNEL,
+            id=uri,
+            author=author.handle,
+            author_role=AuthorRole.BRAND if is_brand else AuthorRole.CUSTOMER,
+            brand_id=self.brand_id if is_brand else None,
+            # createdAt is set by the client and can be anything; indexedAt is when the network saw it.
+            created_at=min(record.createdAt, indexed_at),
+            text=record.text,
+            url=f"https://bsky.app/profile/{author.handle}/post/{uri.rsplit('/', 1)[-1]}",
+            in_reply_to=record.reply.parent.uri if record.reply else None,
+            conversation_id=record.reply.root.uri if record.reply else uri,
+            mentions=(*mentions, self.handle) if addressed else tuple(mentions),
+            author_reach=author.followersCount,
+        )
+
+    def _get(self, method: str, params: dict[str, str | int | list[str]]) -> Response:
+        url = f"{self.source.api_url}/xrpc/{method}"
+        try:
+            return self.http.get(url, params=params, headers=self._auth_headers())
+        except HttpError as error:
+            if error.status not in (400, 401) or "Token" not in str(error):
+                raise
+        # The cached session expired early (ExpiredToken / InvalidToken): one fresh session, one retry.
+        _SESSIONS.pop(self._session_key)
+        return self.http.get(url, params=params, headers=self._auth_headers())
+
+    @property
+    def _session_key(self) -> tuple[str, str]:
+        return (self.source.api_url, self._identifier)
+
+    def _auth_headers(self) -> dict[str, str]:
+        cached = _SESSIONS.get(self._session_key)
+        if cached is None or cached[1] <= time.monotonic():
+            response = self.http.post_json(
+                f"{self.source.api_url}/xrpc/com.atproto.server.createSession",
+                {"identifier": self._identifier, "password": self._password},
+            )
+            session = parse_payload(BskySession, response.json(), "Bluesky session")
+            register_secrets([session.accessJwt])
+            cached = (session.accessJwt, time.monotonic() + SESSION_SECONDS)
+            _SESSIONS.put(self._session_key, cached)
+        return {"Authorization": f"Bearer {cached[0]}"}
+
+
+def clear_sessions() -> None:
+    _SESSIONS.clear()

@@ -1,0 +1,224 @@
+"""Mastodon: mention notifications of the brand's account, and the account's own statuses.
+
+GET /api/v1/notifications?types[]=mention and GET /api/v1/accounts/:id/statuses with the
+account's access token. Ids are strings (numeric); `since_id` is the watermark and the
+`Link` header's rel="next" URL gives the `max_id` of the next (older) page. A status only
+names its parent (`in_reply_to_id`); the root comes from the parent when we know it, else
+from GET /api/v1/statuses/:id/context (its oldest ancestor), cached across polls.
+Ids are those of the brand's server, so one Mastodon channel is one server.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from replyclock.connectors.base import (
+    BoundedCache,
+    Listing,
+    ListingConnector,
+    Rejected,
+    WalkCursor,
+    parse_payload,
+    rejected_from,
+)
+from replyclock.connectors.http import (
+    HttpClient,
+    HttpError,
+    MalformedResponse,
+    RateLimitHeaders,
+    link_targets,
+    query_value,
+)
+from replyclock.models.domain import AuthorRole, Post
+from replyclock.models.sources import Credentials, Source
+
+CHANNEL = "mastodon"
+PAGE_SIZE = 40
+RATE_LIMIT = RateLimitHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", reset_format="iso")
+_STATUS_ID = r"^\d{1,20}$"
+# (server, status id) -> conversation root; statuses never move between threads, so entries never go stale.
+_ROOTS: BoundedCache[tuple[str, str], str] = BoundedCache(50_000)
+_BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+
+
+class MastodonAccount(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    acct: str = Field(min_length=1)
+    followers_count: int | None = Field(default=None, ge=0)
+
+
+class MastodonMention(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    acct: str = Field(min_length=1)
+
+
+class MastodonStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(pattern=_STATUS_ID)
+    uri: str
+    url: str | None = None
+    created_at: AwareDatetime
+    in_reply_to_id: str | None = Field(default=None, pattern=_STATUS_ID)
+    account: MastodonAccount
+    content: str = ""
+    mentions: list[MastodonMention] = Field(default_factory=list)
+
+
+class MastodonNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(pattern=_STATUS_ID)
+    type: str
+    created_at: AwareDatetime
+    status: MastodonStatus | None = None
+
+
+class MastodonAncestor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    in_reply_to_id: str | None = None
+
+
+class MastodonContext(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ancestors: list[MastodonAncestor] = Field(default_factory=list)
+
+
+def html_to_text(content: str) -> str:
+    return html.unescape(_TAG.sub("", _BREAK.sub("\n", content))).strip()
+
+
+def _numeric_key(status_id: str) -> tuple[int, str]:
+    return (len(status_id), status_id)
+
+
+class MastodonConnector(ListingConnector):
+    streams = ("mentions", "own")
+
+    def __init__(self, source: Source, credentials: Credentials, http: HttpClient, now: Callable[[], datetime]) -> None:
+        super().__init__(source, http, now)
+        self._headers = {"Authorization": f"Bearer {credentials.secret('access_token')}"}
+
+    def fetch(self, stream: str, cursor: WalkCursor) -> Listing:
+        params: dict[str, str | int | list[str]] = {"limit": PAGE_SIZE}
+        if stream == "mentions":
+            url = f"{self.source.api_url}/api/v1/notifications"
+            params["types[]"] = ["mention"]
+        else:
+            url = f"{self.source.api_url}/api/v1/accounts/{self.source.account_id}/statuses"
+            params["exclude_reblogs"] = "true"
+        if cursor.watermark:
+            params["since_id"] = cursor.watermark
+        if cursor.resume:
+            params["max_id"] = cursor.resume
+        response = self.http.get(url, params=params, headers=self._headers)
+        items = response.json()
+        if not isinstance(items, list):
+            raise MalformedResponse(f"Mastodon {stream}: expected a JSON array")
+        floor = datetime.fromisoformat(cursor.floor) if cursor.floor and not cursor.watermark else None
+        statuses: list[MastodonStatus] = []
+        rejected: list[Rejected] = []
+        marks: list[str] = []
+        reached = False
+        for raw in items:
+            try:
+                mark, status, created_at = self._read_item(stream, raw)
+            except ValidationError as error:
+                rejected.append(rejected_from(error, raw))
+                if isinstance(raw, dict) and str(raw.get("id", "")).isdigit():
+                    marks.append(str(raw["id"]))
+                continue
+            if floor is not None and created_at < floor:
+                reached = True
+                continue
+            marks.append(mark)
+            if status is not None:
+                statuses.append(status)
+        next_url = link_targets(response.header("link")).get("next")
+        posts = self._to_posts(statuses, rejected)
+        return Listing(
+            posts=posts,
+            rejected=rejected,
+            next_token=query_value(next_url, "max_id") if items and next_url else None,
+            newest=max(marks, key=_numeric_key, default=None),
+            reached=reached,
+        )
+
+    def _read_item(self, stream: str, raw: Any) -> tuple[str, MastodonStatus | None, datetime]:
+        if stream == "mentions":
+            notification = MastodonNotification.model_validate(raw)
+            status = notification.status if notification.type == "mention" else None
+            return notification.id, status, notification.created_at
+        status = MastodonStatus.model_validate(raw)
+        return status.id, status, status.created_at
+
+    def _to_posts(self, statuses: list[MastodonStatus], rejected: list[Rejected]) -> list[Post]:
+        posts: list[Post] = []
+        # Oldest first, so a parent on the same page is resolved before its replies.
+        for status in sorted(statuses, key=lambda s: _numeric_key(s.id)):
+            root = self._root_of(status)
+            try:
+                posts.append(self.to_post(status, root))
+            except ValidationError as error:
+                rejected.append(rejected_from(error, {"id": status.id}))
+        return posts
+
+    def _root_of(self, status: MastodonStatus) -> str:
+        server = self.source.api_url
+        parent = status.in_reply_to_id
+        root = status.id if parent is None else _ROOTS.get((server, parent)) or self._root_from_context(status, parent)
+        _ROOTS.put((server, status.id), root)
+        return root
+
+    def _root_from_context(self, status: MastodonStatus, parent: str) -> str:
+        url = f"{self.source.api_url}/api/v1/statuses/{status.id}/context"
+        try:
+            response = self.http.get(url, headers=self._headers)
+        except HttpError as error:
+            if error.status in (403, 404):
+                # The thread is gone or private: the parent stands as the root.
+                return parent
+            raise
+        ancestors = parse_payload(MastodonContext, response.json(), "Mastodon status context").ancestors
+        if not ancestors:
+            return parent
+        top = ancestors[0]
+        # The oldest visible ancestor may itself reply to something deleted or hidden; that one is the root.
+        root = top.in_reply_to_id or top.id
+        for ancestor in ancestors:
+            _ROOTS.put((self.source.api_url, ancestor.id), root)
+        return root
+
+    def to_post(self, status: MastodonStatus, root: str) -> Post:
+        is_brand = status.account.id == self.source.account_id
+        return Post(
+            channel=CHANNEL,
+            id=status.id,
+            author=status.account.acct,
+            author_role=AuthorRole.BRAND if is_brand else AuthorRole.CUSTOMER,
+            brand_id=self.brand_id if is_brand else None,
+            created_at=status.created_at,
+            text=html_to_text(status.content),
+            url=status.url or status.uri,
+            in_reply_to=status.in_reply_to_id,
+            conversation_id=root,
+            mentions=tuple(mention.acct for mention in status.mentions),
+            author_reach=status.account.followers_count,
+        )
+
+
+def clear_root_cache() -> None:
+    _ROOTS.clear()

@@ -1,0 +1,242 @@
+"""ingest: poll one source, storing each page's posts before the source's cursor moves past them.
+
+A poll takes the source's lease (one poll per source at a time), loads its cursor, and
+reads pages until the source has nothing more, asks us to slow down (Throttled), or the
+time budget runs out (the Lambda's remaining time minus a safety margin). Each page's
+posts are written (a conditional put: re-reading a page writes nothing new), and only
+then its cursor is stored. Malformed items are logged with the offending field, counted,
+and skipped; the rest of the page is kept.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from replyclock.connectors import bluesky, mastodon, reddit, x
+from replyclock.connectors.base import Connector, Page
+from replyclock.connectors.http import Deadline, DeadlineExceeded, HttpClient, RateLimitHeaders, Throttled
+from replyclock.connectors.replay import ReplayConnector
+from replyclock.dal.credentials import get_credentials
+from replyclock.dal.posts import PostStore
+from replyclock.dal.replay_objects import read_export
+from replyclock.dal.sources import SourceStore, StoredCursor
+from replyclock.dal.table import ConditionFailed
+from replyclock.models.domain import Post
+from replyclock.models.sources import Credentials, Source, SourceKind
+from replyclock.observability import logger
+from replyclock.redaction import install_redaction
+
+# Time kept back from the Lambda's remaining time: the last page's writes and the cursor must fit in it.
+SAFETY_MARGIN_MS = 15_000
+# A lease outlives the invocation that took it by this much, so a crashed poll frees its source soon after.
+LEASE_MARGIN = timedelta(seconds=60)
+
+# This service reads credentials: make sure no log line of the process can print them.
+install_redaction(logger)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnknownSource(LookupError):
+    """The schedule names a source that is not configured."""
+
+
+class PollStatus(StrEnum):
+    COMPLETED = "completed"
+    THROTTLED = "throttled"
+    DEADLINE = "deadline"
+    BUSY = "busy"
+    LEASE_LOST = "lease_lost"
+    DISABLED = "disabled"
+    FAILED = "failed"
+
+
+@dataclass
+class PollOutcome:
+    source_id: str
+    status: PollStatus = PollStatus.COMPLETED
+    pages: int = 0
+    received: int = 0
+    ingested: int = 0
+    rejected: int = 0
+    newest_post_at: datetime | None = None
+    retry_after_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["status"] = self.status.value
+        body["newest_post_at"] = self.newest_post_at.isoformat() if self.newest_post_at else None
+        return body
+
+
+class SourceState(Protocol):
+    """Cursor and lease of a source (replyclock.dal.sources.SourceStore, or a fake in tests)."""
+
+    def load_cursor(self, source_id: str) -> StoredCursor: ...
+
+    def save_cursor(self, source_id: str, value: dict[str, Any], expected_version: int, now: datetime) -> int: ...
+
+    def acquire_lease(self, source_id: str, owner: str, now: datetime, duration: timedelta) -> bool: ...
+
+    def release_lease(self, source_id: str, owner: str) -> None: ...
+
+
+class PostWriter(Protocol):
+    def put_many(self, posts: Iterable[Post]) -> int: ...
+
+
+def poll_source(
+    source: Source,
+    connector: Connector,
+    *,
+    state: SourceState,
+    posts: PostWriter,
+    deadline: Deadline,
+    now: Clock,
+    owner: str,
+    lease_duration: timedelta,
+) -> PollOutcome:
+    outcome = PollOutcome(source_id=source.id)
+    if not state.acquire_lease(source.id, owner, now(), lease_duration):
+        outcome.status = PollStatus.BUSY
+        logger.info("source is being polled already", source_id=source.id)
+        return outcome
+    pages = None
+    try:
+        stored = state.load_cursor(source.id)
+        cursor, version = stored.value, stored.version
+        pages = connector.pages(cursor)
+        while True:
+            if deadline.expired:
+                outcome.status = PollStatus.DEADLINE
+                break
+            try:
+                page = next(pages)
+            except StopIteration:
+                break
+            except Throttled as throttled:
+                outcome.status = PollStatus.THROTTLED
+                outcome.retry_after_seconds = throttled.retry_after
+                logger.warning("source throttled us", source_id=source.id, retry_after=throttled.retry_after)
+                break
+            except DeadlineExceeded:
+                outcome.status = PollStatus.DEADLINE
+                break
+            _store(page, source, posts, outcome)
+            if page.cursor != cursor:
+                try:
+                    version = state.save_cursor(source.id, page.cursor, version, now())
+                except ConditionFailed:
+                    outcome.status = PollStatus.LEASE_LOST
+                    logger.warning("another poll moved the cursor; stopping", source_id=source.id)
+                    break
+                cursor = page.cursor
+    except Exception:
+        outcome.status = PollStatus.FAILED
+        logger.exception("poll failed", source_id=source.id)
+        raise
+    finally:
+        if pages is not None:
+            pages.close()
+        state.release_lease(source.id, owner)
+        emit_metrics(outcome, now())
+        logger.info("poll finished", **outcome.as_dict())
+    return outcome
+
+
+def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome) -> None:
+    for rejected in page.rejected:
+        logger.warning(
+            "rejected item",
+            source_id=source.id,
+            item_id=rejected.item_id,
+            field=rejected.field,
+            reason=rejected.reason,
+        )
+    outcome.pages += 1
+    outcome.rejected += len(page.rejected)
+    outcome.received += len(page.posts)
+    outcome.ingested += posts.put_many(page.posts)
+    newest = max((post.created_at for post in page.posts), default=None)
+    if newest and (outcome.newest_post_at is None or newest > outcome.newest_post_at):
+        outcome.newest_post_at = newest
+
+
+def emit_metrics(outcome: PollOutcome, now: datetime) -> None:
+    metrics = EphemeralMetrics()
+    metrics.add_dimension(name="source", value=outcome.source_id)
+    metrics.add_metric(name="IngestedPosts", unit=MetricUnit.Count, value=outcome.ingested)
+    metrics.add_metric(name="IngestRejected", unit=MetricUnit.Count, value=outcome.rejected)
+    metrics.add_metric(name="IngestThrottled", unit=MetricUnit.Count, value=int(outcome.status is PollStatus.THROTTLED))
+    if outcome.newest_post_at is not None:
+        lag = max(0.0, (now - outcome.newest_post_at).total_seconds())
+        metrics.add_metric(name="IngestLagSeconds", unit=MetricUnit.Seconds, value=lag)
+    metrics.flush_metrics()
+
+
+CredentialsReader = Callable[[str], Credentials]
+NetworkConnector = Callable[[Source, Credentials, HttpClient, Clock], Connector]
+NETWORKS: dict[SourceKind, tuple[NetworkConnector, RateLimitHeaders]] = {
+    SourceKind.X: (x.XConnector, x.RATE_LIMIT),
+    SourceKind.MASTODON: (mastodon.MastodonConnector, mastodon.RATE_LIMIT),
+    SourceKind.BLUESKY: (bluesky.BlueskyConnector, bluesky.RATE_LIMIT),
+    SourceKind.REDDIT: (reddit.RedditConnector, reddit.RATE_LIMIT),
+}
+
+
+def build_connector(
+    source: Source,
+    *,
+    deadline: Deadline,
+    now: Clock,
+    credentials_for: CredentialsReader = get_credentials,
+    http_options: dict[str, Any] | None = None,
+) -> Connector:
+    if source.kind is SourceKind.REPLAY:
+        assert source.replay_uri is not None  # Source validation requires it
+        return ReplayConnector(source, functools.partial(read_export, source.replay_uri))
+    assert source.credentials_name is not None
+    connector_class, rate_limit = NETWORKS[source.kind]
+    http = HttpClient(deadline=deadline, rate_limit=rate_limit, **(http_options or {}))
+    return connector_class(source, credentials_for(source.credentials_name), http, now)
+
+
+def ingest(
+    source_id: str,
+    *,
+    table_name: str,
+    remaining_ms: Callable[[], int],
+    owner: str,
+    now: Clock = utc_now,
+    build: Callable[..., Connector] = build_connector,
+) -> PollOutcome:
+    """Poll one configured source within the invocation's remaining time."""
+    sources = SourceStore(table_name)
+    source = sources.get(source_id)
+    if source is None:
+        raise UnknownSource(f"no source {source_id!r} is configured")
+    if not source.enabled:
+        logger.info("source is disabled", source_id=source_id)
+        return PollOutcome(source_id=source_id, status=PollStatus.DISABLED)
+    deadline = Deadline(remaining_ms, SAFETY_MARGIN_MS)
+    return poll_source(
+        source,
+        build(source, deadline=deadline, now=now),
+        state=sources,
+        posts=PostStore(table_name),
+        deadline=deadline,
+        now=now,
+        owner=owner,
+        lease_duration=timedelta(milliseconds=remaining_ms()) + LEASE_MARGIN,
+    )
