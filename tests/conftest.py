@@ -17,7 +17,12 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
         "TABLE_NAME": "replyclock-test",
+        "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:replyclock-alerts",
     }
 )
 
-pytest_plugins = ["tests.support.fixtures"]
+from devtools import moto_speedups  # noqa: E402
+
+moto_speedups.install()
+
+pytest_plugins = ["tests.support.fixtures", "tests.support.api"]

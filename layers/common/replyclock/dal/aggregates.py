@@ -77,9 +77,7 @@ def totals_from_item(item: Mapping[str, Any]) -> BucketTotals:
 
 
 def _additions(totals: BucketTotals) -> dict[str, Decimal | int]:
-    additions: dict[str, Decimal | int] = {
-        f"n_{name}": value for name, value in totals.counters.items() if value != 0
-    }
+    additions: dict[str, Decimal | int] = {f"n_{name}": value for name, value in totals.counters.items() if value != 0}
     for clock, prefix in _HISTOGRAM_PREFIX.items():
         bins, zero_count, total = getattr(totals, clock).to_bins()
         additions.update({f"{prefix}{index}": count for index, count in bins.items() if count != 0})
@@ -190,4 +188,3 @@ def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str]
     cutoff = (now - GUARD_RETENTION).timestamp()
     kept = set(keep)
     return tuple(sorted(name for name, value in guards.items() if name not in kept and _guard_time(value) < cutoff))
-

@@ -31,6 +31,31 @@ class BrandStore:
         except ClientError as error:
             raise translate(error) from error
 
+    def get_with_config(self, brand_id: str) -> tuple[Brand, str] | None:
+        """The brand and its stored document, which put_if_unchanged takes to detect a concurrent write."""
+        try:
+            found = self._table.get_item(Key=brand_key(brand_id), ConsistentRead=True)
+        except ClientError as error:
+            raise translate(error) from error
+        item = found.get("Item")
+        return (Brand.model_validate_json(str(item["config"])), str(item["config"])) if item else None
+
+    def put_if_unchanged(self, brand: Brand, previous_config: str | None) -> None:
+        """Write the brand if its stored document is still `previous_config` (None: absent); else ConditionFailed."""
+        item = {**brand_key(brand.id), "item_type": BRAND_ITEM_TYPE, "config": brand.model_dump_json()}
+        if previous_config is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            condition = {
+                "ConditionExpression": "#config = :previous",
+                "ExpressionAttributeNames": {"#config": "config"},
+                "ExpressionAttributeValues": {":previous": previous_config},
+            }
+        try:
+            self._table.put_item(Item=item, **condition)
+        except ClientError as error:
+            raise translate(error) from error
+
     def get(self, brand_id: str) -> Brand | None:
         try:
             found = self._table.get_item(Key=brand_key(brand_id), ConsistentRead=True)

@@ -1,0 +1,335 @@
+"""The cost of GET /metrics/summary over 90 days of hourly buckets, 10 channels x 4 priorities.
+
+The api function's handler answers events/api_metrics_summary.json in-process, against a
+moto table made from template.yaml (the brand is read from moto). moto needs ~2.7 ms per
+bucket to serialise a Query response (over 7 minutes for a dense 90-day summary), which
+says nothing about DynamoDB, so for the timed runs the bucket Query pages are served at
+the wire instead: pre-built bucket items, paged at 1 MB in DynamoDB's JSON exactly as
+DynamoDB sends them, through botocore's before-send hook. The handler still does all it
+does on Lambda (request signing, response parsing, DynamoDB type decoding, merging,
+percentiles, the response model); only DynamoDB's own service time is left out, and it is
+estimated per page. Before timing, a one-day window is answered both ways and must agree;
+--moto-query also times the handler against moto itself, on every bucket (slow).
+
+Printed: the median handler time, the items the summary read, their size, and the read
+units DynamoDB would charge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLE_NAME = "replyclock-bench"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CHANNELS = ("x", "mastodon", "bluesky", "reddit", "threads", "facebook", "instagram", "tiktok", "youtube", "linkedin")
+# DynamoDB pages a Query at 1 MB and charges 0.5 read unit per started 4 KB of a page (eventually consistent).
+PAGE_BYTES = 1024 * 1024
+READ_UNIT_BYTES = 4096
+
+
+def _prepare_environment() -> None:
+    # Before boto3 or Powertools are imported: fake credentials, no tracing, quiet logs.
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SECURITY_TOKEN": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "TABLE_NAME": TABLE_NAME,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_SERVICE_NAME": "replyclock",
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    for path in (REPO_ROOT, REPO_ROOT / "layers" / "common"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+def dynamodb_size(value: Any) -> int:
+    """An attribute value's size as DynamoDB counts it (strings in UTF-8, numbers ~1 byte per 2 digits + 1)."""
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int | Decimal):
+        digits = len(str(abs(value)).replace(".", "").lstrip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if isinstance(value, dict):
+        return 3 + sum(len(key.encode()) + dynamodb_size(item) + 1 for key, item in value.items())
+    if isinstance(value, list):
+        return 3 + sum(dynamodb_size(item) + 1 for item in value)
+    raise TypeError(f"no DynamoDB size for {type(value).__name__}")
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + dynamodb_size(value) for name, value in item.items())
+
+
+def read_cost(sizes: list[int]) -> tuple[int, float]:
+    """(pages, read units) of one Query over items of these sizes, in key order."""
+    pages, units, page = 0, 0.0, 0
+    for size in sizes:
+        if page and page + size > PAGE_BYTES:
+            pages, units, page = pages + 1, units + math.ceil(page / READ_UNIT_BYTES) / 2, 0
+        page += size
+    if page:
+        pages, units = pages + 1, units + math.ceil(page / READ_UNIT_BYTES) / 2
+    return pages, units
+
+
+def bucket_items(days: int, channels: int, kinds: tuple[str, ...], seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Stored bucket items: a few waits each, with their latency bins, sums and one guard per conversation state."""
+    from replyclock.dal.aggregates import BUCKET_ITEM_TYPE, bucket_item_key, guard_name, guard_value
+    from replyclock.logic.aggregation import BucketKey
+    from replyclock.logic.histogram import LatencyHistogram
+    from replyclock.models.domain import Priority, WaitKind
+
+    generator = random.Random(seed)
+    start = NOW.replace(minute=0) - timedelta(days=days)
+    for hour in range(days * 24):
+        label = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H")
+        for channel in CHANNELS[:channels]:
+            for priority in Priority:
+                for kind in kinds:
+                    key = BucketKey("acme", label, WaitKind(kind), channel, priority)
+                    waits = generator.randint(1, 6)
+                    latencies = [generator.lognormvariate(7.5, 1.3) for _ in range(waits)]
+                    met = sum(latency < 4 * 3600 for latency in latencies)
+                    item: dict[str, Any] = {
+                        **bucket_item_key(key),
+                        "item_type": BUCKET_ITEM_TYPE,
+                        "brand_id": key.brand_id,
+                        "hour": key.hour,
+                        "n_waits": waits,
+                        "n_responded": waits,
+                        "n_met": met,
+                    }
+                    if waits - met:
+                        item["n_breached"] = waits - met
+                    for prefix, scale in (("c", 1.0), ("b", 0.4)):
+                        histogram = LatencyHistogram.from_values([latency * scale for latency in latencies])
+                        bins, _, total = histogram.to_bins()
+                        item.update({f"{prefix}{index}": count for index, count in bins.items()})
+                        item[f"{prefix}sum"] = Decimal(str(round(total, 3)))
+                    for position in range(waits):
+                        source = f"CONV#{channel}#{hour}-{position}|STATE#acme"
+                        item[guard_name(source)] = guard_value(2, start + timedelta(hours=hour, days=2))
+                    yield item
+
+
+def check_item_shape(item: dict[str, Any]) -> None:
+    """The bench writes items itself; the DAL's own reader must read back what was meant."""
+    from replyclock.dal.aggregates import bucket_key_from_item, totals_from_item
+
+    totals = totals_from_item(item)
+    key = bucket_key_from_item(item)
+    assert key.brand_id == "acme" and totals.counters["waits"] == item["n_waits"]
+    assert totals.calendar.count == item["n_responded"] and totals.business.count == item["n_responded"]
+
+
+def median_seconds(action: Callable[[], Any], runs: int) -> float:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+class BucketPages:
+    """Answers the bucket Query at the wire, paged as DynamoDB pages it, from pre-built items.
+
+    Registered first on the client's before-send hook, it serves Query requests on the buckets'
+    partition and leaves everything else to moto. Page bodies are kept once rendered, and an
+    untimed run renders them, so timed runs hold no serialisation that DynamoDB would have done.
+    """
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        serializer = TypeSerializer()
+        self.partition = str(items[0]["pk"])
+        ordered = sorted(items, key=lambda item: str(item["sk"]))
+        self._keys = [str(item["sk"]) for item in ordered]
+        self._wire = [
+            json.dumps({name: serializer.serialize(value) for name, value in item.items()}) for item in ordered
+        ]
+        self._sizes = [item_size(item) for item in ordered]
+        self._bodies: dict[tuple[str, str, str | None], bytes] = {}
+        self.enabled = False
+        self.queries_served = 0
+        self.pages_served = 0
+        self.items_served = 0
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+        from moto.core.botocore_stubber import MockRawResponse
+
+        if not self.enabled:
+            return None
+        query = json.loads(request.body)
+        values = query.get("ExpressionAttributeValues", {})
+        if {"S": self.partition} not in values.values():
+            return None
+        low, high = sorted(str(value["S"]) for value in values.values() if value != {"S": self.partition})
+        after = query.get("ExclusiveStartKey", {}).get("sk", {}).get("S")
+        body = self._bodies.get((low, high, after))
+        if body is None:
+            body = self._bodies[(low, high, after)] = self._page(low, high, after)[0]
+        self.queries_served += after is None
+        self.pages_served += 1
+        self.items_served += json.loads(body)["Count"]
+        response = AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, MockRawResponse(body))
+        # botocore calls every before-send handler and keeps the first answer; this URL makes moto's pass.
+        request.url = "https://replayed.invalid/"
+        return response
+
+    def _page(self, low: str, high: str, after: str | None) -> tuple[bytes, str | None]:
+        """The page of the Query on [low, high] that follows `after`, and the key it ends on when more follow."""
+        position = bisect.bisect_right(self._keys, after) if after else bisect.bisect_left(self._keys, low)
+        chosen: list[str] = []
+        size = 0
+        while position < len(self._keys) and self._keys[position] <= high:
+            if chosen and size + self._sizes[position] > PAGE_BYTES:
+                return self._render(chosen, self._keys[position - 1]), self._keys[position - 1]
+            chosen.append(self._wire[position])
+            size += self._sizes[position]
+            position += 1
+        return self._render(chosen, None), None
+
+    def _render(self, chosen: list[str], last: str | None) -> bytes:
+        page = f'{{"Count": {len(chosen)}, "ScannedCount": {len(chosen)}, "Items": [{", ".join(chosen)}]'
+        if last is not None:
+            key = {"pk": {"S": self.partition}, "sk": {"S": last}}
+            page += f', "LastEvaluatedKey": {json.dumps(key)}'
+        return (page + "}").encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks api_summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--channels", type=int, default=10, choices=range(1, len(CHANNELS) + 1))
+    parser.add_argument("--kinds", default="first,next", help="wait kinds with buckets: first,next or first")
+    parser.add_argument("--runs", type=int, default=3, help="timed handler runs")
+    parser.add_argument("--page-ms", type=float, default=20.0, help="assumed DynamoDB time per Query page (estimate)")
+    parser.add_argument("--moto-query", action="store_true", help="also time one run against moto itself (slow)")
+    arguments = parser.parse_args(argv)
+    _prepare_environment()
+    kinds = tuple(kind.strip() for kind in arguments.kinds.split(",") if kind.strip())
+
+    import boto3
+    from moto import mock_aws
+
+    from devtools.lambda_runtime import FakeLambdaContext, load_handler
+    from devtools.template import create_table_arguments
+    from replyclock.api.dependencies import current_time, read_deadline
+    from replyclock.dal import table
+    from replyclock.dal.brands import BrandStore
+    from replyclock.models.domain import Brand
+
+    table.get_resource.cache_clear()
+    table.get_table.cache_clear()
+    with mock_aws():
+        boto3.client("dynamodb").create_table(**create_table_arguments("Table", TABLE_NAME))
+        BrandStore(TABLE_NAME).put(Brand(id="acme", name="Acme"))
+        items = list(bucket_items(arguments.days, arguments.channels, kinds))
+        check_item_shape(items[0])
+        pages = BucketPages(items)
+        table.get_resource().meta.client.meta.events.register_first("before-send.dynamodb.Query", pages)
+        mentions = sum(item["n_waits"] for item in items if "#first#" in item["sk"])
+        sizes = [item_size(item) for item in sorted(items, key=lambda item: str(item["sk"]))]
+        print(
+            f"{len(items):,} buckets: {arguments.days} days x 24 h x {arguments.channels} channels x 4 priorities"
+            f" x {len(kinds)} kinds, {statistics.mean(sizes):.0f} B each",
+            flush=True,
+        )
+
+        handler = load_handler(REPO_ROOT / "functions" / "api" / "app.py")
+        app = sys.modules["_replyclock_function_api"].app
+        app.dependency_overrides[current_time] = lambda: NOW
+
+        def ask(days: int, expected_mentions: int | None = None, expected_status: int | None = 200) -> str:
+            event = json.loads((REPO_ROOT / "events" / "api_metrics_summary.json").read_text())
+            start = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:00:00Z")
+            end = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+            event["queryStringParameters"] = {"brand": "acme", "from": start, "to": end}
+            event["rawQueryString"] = f"brand=acme&from={start}&to={end}"
+            response = handler(event, FakeLambdaContext(function_name="ApiFunction"))
+            assert expected_status is None or response["statusCode"] == expected_status, response["body"]
+            if expected_mentions is not None:
+                assert json.loads(response["body"])["mentions"] == expected_mentions
+            return str(response["body"])
+
+        # The pages served at the wire must read exactly as moto's: compare on the last day's buckets.
+        last_day = [item for item in items if str(item["sk"]) >= f"H#{(NOW - timedelta(days=1)):%Y-%m-%dT%H}"]
+        _write(last_day)
+        moto_answer = ask(1)
+        pages.enabled = True
+        assert ask(1) == moto_answer, "the replayed pages disagree with moto"
+        print(f"replayed Query pages agree with moto on a 1-day window ({len(last_day):,} buckets)", flush=True)
+
+        # Timed: the whole window, once untimed to render the pages, then without the time budget.
+        app.dependency_overrides[read_deadline] = lambda: math.inf
+        ask(arguments.days, mentions)
+        pages.queries_served = pages.pages_served = pages.items_served = 0
+        cpu_started = time.process_time()
+        handler_seconds = median_seconds(lambda: ask(arguments.days, mentions), arguments.runs)
+        cpu_seconds = (time.process_time() - cpu_started) / arguments.runs
+        queries, pages_read = pages.queries_served // arguments.runs, pages.pages_served // arguments.runs
+        items_read = pages.items_served // arguments.runs
+
+        # With the production time budget (API Gateway's 30 s), the API either answers or refuses early.
+        del app.dependency_overrides[read_deadline]
+        started = time.perf_counter()
+        guarded = ask(arguments.days, expected_status=None)
+        guarded_seconds = time.perf_counter() - started
+
+        moto_seconds = None
+        if arguments.moto_query:
+            pages.enabled = False
+            app.dependency_overrides[read_deadline] = lambda: math.inf
+            _write([item for item in items if item not in last_day])
+            print("timing one run against moto itself (minutes)...", flush=True)
+            moto_seconds = median_seconds(lambda: ask(arguments.days, mentions), 1)
+
+    _, units = read_cost(sizes)
+    dynamodb_ms = pages_read * arguments.page_ms
+    print(
+        f"summary over {arguments.days} days: median handler time {handler_seconds * 1000:,.0f} ms"
+        f" (CPU {cpu_seconds * 1000:,.0f} ms) over {arguments.runs} runs, + ~{dynamodb_ms:,.0f} ms DynamoDB at"
+        f" {arguments.page_ms:g} ms/page; items read {items_read:,} buckets + 1 brand item, in {queries} Queries of"
+        f" {pages_read} pages ({sum(sizes) / 1e6:.1f} MB, {units:,.0f} RCU eventually consistent + 1 RCU for the brand)"
+    )
+    outcome = json.loads(guarded)
+    if "message" in outcome:
+        print(f"with the 30 s budget the API refuses it after {guarded_seconds:.1f} s: {outcome['message']}")
+    else:
+        print(f"with the 30 s budget the API answers it in {guarded_seconds:.1f} s")
+    if moto_seconds is not None:
+        print(f"against moto itself: {moto_seconds:,.0f} s (moto's response serialisation dominates)")
+
+
+def _write(items: list[dict[str, Any]]) -> None:
+    import boto3
+
+    with boto3.resource("dynamodb").Table(TABLE_NAME).batch_writer() as writer:
+        for item in items:
+            writer.put_item(Item=item)

@@ -1,0 +1,26 @@
+"""api: the HTTP API (API Gateway HTTP API, payload 2.0); routes live in replyclock.api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from replyclock.api import brands, conversations, health, metrics
+from replyclock.api.docs import enable_docs
+from replyclock.api.errors import bounded_json_loads, register_error_handlers
+from replyclock.observability import logger, tracer
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=bounded_json_loads)
+for module in (metrics, conversations, brands, health):
+    app.include_router(module.router)
+register_error_handlers(app)
+enable_docs(app)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

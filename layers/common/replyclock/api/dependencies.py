@@ -1,0 +1,56 @@
+"""What routes get injected (Powertools Depends), so tests can replace the clock or the settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.event_handler.depends import Depends
+
+from replyclock.dal.aggregates import BucketStore
+from replyclock.dal.brands import BrandStore
+from replyclock.dal.conversations import ConversationStore
+from replyclock.settings import Settings, get_settings
+
+
+def current_time() -> datetime:
+    """The request's "now"; tests override it through app.dependency_overrides."""
+    return datetime.now(UTC)
+
+
+# API Gateway gives up on the integration after 30 s; keep a margin to build and send the answer.
+API_GATEWAY_SECONDS = 29.0
+RESPONSE_MARGIN_SECONDS = 3.0
+
+
+def read_deadline() -> float:
+    """The time.monotonic() by which a request must be done reading, to answer before API Gateway or Lambda gives up."""
+    context = getattr(BaseRouter, "lambda_context", None)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else API_GATEWAY_SECONDS
+    return time.monotonic() + min(remaining, API_GATEWAY_SECONDS) - RESPONSE_MARGIN_SECONDS
+
+
+def api_settings() -> Settings:
+    return get_settings()
+
+
+@dataclass(frozen=True)
+class Stores:
+    table_name: str
+    buckets: BucketStore
+    brands: BrandStore
+    conversations: ConversationStore
+
+
+def stores(settings: Annotated[Settings, Depends(api_settings)]) -> Stores:
+    table = settings.table_name
+    return Stores(table, BucketStore(table), BrandStore(table), ConversationStore(table))
+
+
+Now = Annotated[datetime, Depends(current_time)]
+StoresDependency = Annotated[Stores, Depends(stores)]
+SettingsDependency = Annotated[Settings, Depends(api_settings)]
+Deadline = Annotated[float, Depends(read_deadline)]

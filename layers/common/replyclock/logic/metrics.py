@@ -1,0 +1,294 @@
+"""Metrics from hourly aggregate buckets: summaries, time series and latency distributions.
+
+Pure: the API reads the buckets of a window with one query and hands them here. Buckets
+merge by addition (counters and histogram bins), so any set of hours, channels and
+priorities folds into one set of figures; percentiles come from the merged histogram.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from replyclock.logic.aggregation import BucketKey, BucketTotals
+from replyclock.logic.histogram import LatencyHistogram
+from replyclock.models.api import (
+    DistributionBand,
+    Figures,
+    Interval,
+    LatencyStats,
+    SLAStats,
+    TimeseriesPoint,
+    Window,
+)
+from replyclock.models.domain import Clock, Priority, WaitKind
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+DEFAULT_WINDOW = timedelta(days=7)
+# Beyond these, a window is a typo, and date arithmetic would overflow near datetime's limits.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# Keeps a time-series response well under Lambda's 6 MB payload limit (100 days of hourly points).
+MAX_POINTS = 2400
+QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+# (label, upper bound in seconds) of the response-time distribution; the last band has no bound.
+DISTRIBUTION_BANDS: tuple[tuple[str, float | None], ...] = (
+    ("15m", 15 * 60),
+    ("1h", 60 * 60),
+    ("4h", 4 * 60 * 60),
+    ("24h", 24 * 60 * 60),
+    ("over_24h", None),
+)
+_STEPS = {Interval.HOUR: HOUR, Interval.DAY: DAY}
+
+
+class WindowError(ValueError):
+    """A requested time window the API must refuse; `field` names the parameter at fault."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """[start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start) // HOUR)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.end <= self.start
+
+    def hour_range(self) -> tuple[str, str]:
+        """First and last bucket hour ("YYYY-MM-DDTHH") inside the window; the window must not be empty."""
+        return _hour_label(self.start), _hour_label(self.end - timedelta(microseconds=1))
+
+    def to_model(self) -> Window:
+        return Window(from_=self.start, to=self.end, hours=self.hours)
+
+
+def requested_window(
+    now: datetime, start: datetime | None, end: datetime | None, *, max_days: int, default: timedelta = DEFAULT_WINDOW
+) -> TimeWindow:
+    """The window a request asks for: `to` defaults to now, `from` to `default` before `to`; validated."""
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise WindowError(f"{name} must carry a UTC offset, e.g. 2026-01-31T00:00:00Z", name)
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise WindowError(f"{name} must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}", name)
+    end_utc = end.astimezone(UTC) if end is not None else now.astimezone(UTC)
+    start_utc = start.astimezone(UTC) if start is not None else max(end_utc - default, EARLIEST)
+    if start_utc > end_utc:
+        raise WindowError("from must not be after to", "from")
+    if end_utc - start_utc > timedelta(days=max_days):
+        raise WindowError(f"the window may span at most {max_days} days", "from")
+    return TimeWindow(start_utc, end_utc)
+
+
+def aligned(window: TimeWindow, step: timedelta = HOUR) -> TimeWindow:
+    """The window widened to whole steps (hours or UTC days): the buckets that cover it."""
+    return TimeWindow(_floor(window.start, step), _ceil(window.end, step))
+
+
+def segments(window: TimeWindow, first: timedelta = DAY) -> list[TimeWindow]:
+    """The window cut into consecutive pieces that double in length (1, 2, 4, ... days), oldest first.
+
+    Reading a long window piece by piece lets the caller project the cost of the rest from the
+    first pieces, and give up early rather than run out of time.
+    """
+    pieces = []
+    start, length = window.start, first
+    while start < window.end:
+        end = min(start + length, window.end)
+        pieces.append(TimeWindow(start, end))
+        start, length = end, length * 2
+    return pieces
+
+
+def projected_seconds(elapsed: float, hours_done: int, hours_left: int) -> float:
+    """Time to read the whole window, assuming the rest costs what the part read so far cost per hour."""
+    return elapsed + (elapsed / hours_done) * hours_left if hours_done else 0.0
+
+
+def select(
+    buckets: Iterable[tuple[BucketKey, BucketTotals]], channel: str | None = None, priority: Priority | None = None
+) -> Iterator[tuple[BucketKey, BucketTotals]]:
+    for key, totals in buckets:
+        if (channel is None or key.channel == channel) and (priority is None or key.priority is priority):
+            yield key, totals
+
+
+@dataclass
+class _Accumulator:
+    """Counters and one clock's histogram per wait kind: what Figures are computed from."""
+
+    clock: Clock
+    counters: dict[WaitKind, Counter[str]] = field(default_factory=lambda: {kind: Counter() for kind in WaitKind})
+    histograms: dict[WaitKind, LatencyHistogram] = field(
+        default_factory=lambda: {kind: LatencyHistogram() for kind in WaitKind}
+    )
+
+    def add(self, key: BucketKey, totals: BucketTotals) -> None:
+        self.counters[key.kind].update(totals.counters)
+        self.histograms[key.kind].merge(totals.histogram(self.clock))
+
+    def figures(self) -> Figures:
+        first, later = self.counters[WaitKind.FIRST], self.counters[WaitKind.NEXT]
+        return Figures(
+            mentions=first["waits"],
+            responded=first["responded"],
+            response_rate=_ratio(first["responded"], first["waits"]),
+            first_response_seconds=latency_stats(self.histograms[WaitKind.FIRST]),
+            sla=sla_stats(first),
+            next_waits=later["waits"],
+            next_responded=later["responded"],
+            next_response_seconds=latency_stats(self.histograms[WaitKind.NEXT]),
+            next_sla=sla_stats(later),
+        )
+
+
+def summarize(buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock) -> Figures:
+    """The figures of every bucket given, merged."""
+    accumulator = _Accumulator(clock)
+    for key, totals in buckets:
+        accumulator.add(key, totals)
+    return accumulator.figures()
+
+
+def timeseries(
+    buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock, window: TimeWindow, interval: Interval
+) -> list[TimeseriesPoint]:
+    """One point per interval of an aligned window, in order; intervals without buckets are zero points."""
+    step = _STEPS[interval]
+    starts = _interval_starts(window, step)
+    accumulators = {start: _Accumulator(clock) for start in starts}
+    hour_starts: dict[str, datetime] = {}
+    for key, totals in buckets:
+        hour_start = hour_starts.get(key.hour)
+        if hour_start is None:
+            hour_start = hour_starts[key.hour] = _parse_hour(key.hour)
+        accumulator = accumulators.get(_floor(hour_start, step))
+        if accumulator is not None:
+            accumulator.add(key, totals)
+    return [
+        TimeseriesPoint(from_=start, to=start + step, **accumulator.figures().model_dump())
+        for start, accumulator in accumulators.items()
+    ]
+
+
+def check_points(window: TimeWindow, interval: Interval) -> None:
+    """Refuse a time series that would have more than MAX_POINTS points."""
+    step = _STEPS[interval]
+    points = (_ceil(window.end, step) - _floor(window.start, step)) // step
+    if points > MAX_POINTS:
+        raise WindowError(
+            f"{points} {interval.value}ly points asked for, at most {MAX_POINTS}: use a shorter window or interval=day",
+            "interval",
+        )
+
+
+def distribution(histogram: LatencyHistogram) -> list[DistributionBand]:
+    """Counts of latencies per band; a bin goes to the band of its representative value (within 1%)."""
+    counts = [0] * len(DISTRIBUTION_BANDS)
+    if not histogram.has_negative_counts:
+        counts[0] += histogram.zero_count
+        for index, count in histogram.bins.items():
+            counts[_band_of(LatencyHistogram.bin_value(index))] += count
+    total = sum(counts)
+    bands = []
+    lower = 0.0
+    for (label, upper), count in zip(DISTRIBUTION_BANDS, counts, strict=True):
+        bands.append(
+            DistributionBand(
+                label=label, above_seconds=lower, up_to_seconds=upper, count=count, share=_ratio(count, total)
+            )
+        )
+        lower = upper if upper is not None else lower
+    return bands
+
+
+def first_response_histogram(buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock) -> LatencyHistogram:
+    histogram = LatencyHistogram()
+    for key, totals in buckets:
+        if key.kind is WaitKind.FIRST:
+            histogram.merge(totals.histogram(clock))
+    return histogram
+
+
+def latency_stats(histogram: LatencyHistogram) -> LatencyStats:
+    # A histogram with negative counts is a half-applied delta, never a stored total: report nothing rather than
+    # fail the request or invent numbers.
+    if histogram.has_negative_counts or histogram.count == 0:
+        return LatencyStats(count=0, mean=None, p50=None, p90=None, p95=None, p99=None, max=None)
+    quantiles = {name: _seconds(histogram.quantile(q)) for name, q in QUANTILES}
+    return LatencyStats(
+        count=histogram.count,
+        mean=_seconds(histogram.mean),
+        p50=quantiles["p50"],
+        p90=quantiles["p90"],
+        p95=quantiles["p95"],
+        p99=quantiles["p99"],
+        max=_seconds(histogram.max),
+    )
+
+
+def sla_stats(counters: Counter[str]) -> SLAStats:
+    met, breached = counters["met"], counters["breached"]
+    return SLAStats(
+        met=met,
+        breached=breached,
+        pending=counters["waits"] - met - breached,
+        at_risk=counters["at_risk"],
+        compliance=_ratio(met, met + breached),
+    )
+
+
+def _band_of(value: float) -> int:
+    for position, (_, upper) in enumerate(DISTRIBUTION_BANDS):
+        if upper is None or value <= upper:
+            return position
+    raise AssertionError("unreachable: the last band has no upper bound")
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _hour_label(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def _parse_hour(label: str) -> datetime:
+    return datetime.strptime(label, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((moment - epoch) // step) * step
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    floor = _floor(moment, step)
+    return floor if floor == moment else floor + step
+
+
+def _interval_starts(window: TimeWindow, step: timedelta) -> list[datetime]:
+    starts = []
+    moment = _floor(window.start, step)
+    while moment < window.end:
+        starts.append(moment)
+        moment += step
+    return starts

@@ -1,0 +1,287 @@
+"""The HTTP API's request and response bodies.
+
+Separate from the domain models and mapped explicitly, so the public JSON contract
+(served as OpenAPI at /openapi.json) changes only when this module does. Nested value
+objects that already are plain configuration (calendar, priority rules, SLA targets)
+are reused from the domain so their validation stays in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from replyclock.models.domain import (
+    AuthorRole,
+    BrandId,
+    BusinessCalendar,
+    Channel,
+    Clock,
+    Priority,
+    PriorityRule,
+    SLATargets,
+    WaitKind,
+    WaitStatus,
+)
+
+Seconds = Annotated[float | None, Field(description="Seconds on the requested clock; null when nothing to measure.")]
+
+
+class Interval(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer of the API."""
+
+    message: str = Field(description="What was wrong, for a human.")
+    field: str | None = Field(
+        default=None, description="The parameter or body field at fault (dotted path), when there is one."
+    )
+
+
+class Window(BaseModel):
+    """The time window actually summed: [from, to), in UTC, aligned to the buckets read."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: datetime = Field(alias="from", description="Inclusive start (UTC).")
+    to: datetime = Field(description="Exclusive end (UTC).")
+    hours: int = Field(ge=0, description="Whole hours in the window.")
+
+
+class LatencyStats(BaseModel):
+    """Latency of answered waits; percentiles are nearest-rank and within 1% of the exact value."""
+
+    count: int = Field(ge=0, description="Answered waits measured.")
+    mean: Seconds
+    p50: Seconds
+    p90: Seconds
+    p95: Seconds
+    p99: Seconds
+    max: Seconds
+
+
+class SLAStats(BaseModel):
+    met: int = Field(ge=0)
+    breached: int = Field(ge=0)
+    pending: int = Field(description="Waits neither met nor breached yet: waits - met - breached.")
+    at_risk: int = Field(ge=0, description="Of the pending waits, those past their at-risk point.")
+    compliance: float | None = Field(description="met / (met + breached); null when nothing is decided yet.")
+
+
+class Figures(BaseModel):
+    """The measured figures of a set of buckets (the body of a summary and of each time-series point)."""
+
+    mentions: int = Field(ge=0, description="First waits that started in the window (conversations addressed).")
+    responded: int = Field(ge=0, description="Of those, the ones the brand answered.")
+    response_rate: float | None = Field(description="responded / mentions; null without mentions.")
+    first_response_seconds: LatencyStats
+    sla: SLAStats = Field(description="SLA outcome of first responses.")
+    next_waits: int = Field(ge=0, description="Later waits (a customer spoke again after the brand) in the window.")
+    next_responded: int = Field(ge=0)
+    next_response_seconds: LatencyStats
+    next_sla: SLAStats = Field(description="SLA outcome of next responses.")
+
+
+class MetricsScope(BaseModel):
+    brand: BrandId
+    channel: Channel | None
+    priority: Priority | None
+    clock: Clock
+    window: Window
+
+
+class SummaryResponse(Figures, MetricsScope):
+    """GET /metrics/summary."""
+
+
+class TimeseriesPoint(Figures):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+
+class TimeseriesResponse(MetricsScope):
+    """GET /metrics/timeseries: one point per interval of the window, empty intervals included."""
+
+    interval: Interval
+    points: list[TimeseriesPoint]
+
+
+class DistributionBand(BaseModel):
+    label: str = Field(examples=["15m", "1h", "4h", "24h", "over_24h"])
+    above_seconds: float = Field(ge=0, description="Exclusive lower bound (0 for the first band, inclusive).")
+    up_to_seconds: float | None = Field(description="Inclusive upper bound; null for the last band.")
+    count: int = Field(ge=0)
+    share: float | None = Field(description="count / responded; null when nothing was answered.")
+
+
+class DistributionResponse(MetricsScope):
+    """GET /metrics/distribution: first responses by how long they took."""
+
+    responded: int = Field(ge=0)
+    unanswered: int = Field(ge=0, description="First waits of the window still open.")
+    bands: list[DistributionBand]
+
+
+class WaitOut(BaseModel):
+    kind: WaitKind
+    status: WaitStatus
+    priority: Priority
+    start_post_id: str
+    started_at: datetime
+    end_post_id: str | None
+    ended_at: datetime | None
+    calendar_seconds: float | None
+    business_seconds: float | None
+    policy_version: int = Field(description="The SLA policy version this wait was measured against.")
+    clock: Clock
+    target_seconds: int
+    due_at: datetime
+    at_risk_at: datetime
+
+
+class ConversationItem(BaseModel):
+    channel: Channel
+    conversation_id: str
+    brand_id: BrandId
+    status: WaitStatus | None = Field(description="The open wait's status, else the last closed one's.")
+    started_at: datetime | None = Field(description="Start of the conversation's first wait.")
+    version: int
+    waits: list[WaitOut]
+
+
+class ConversationPage(BaseModel):
+    """GET /conversations: newest first."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    brand: BrandId
+    from_: datetime = Field(alias="from")
+    to: datetime
+    items: list[ConversationItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class PostOut(BaseModel):
+    id: str
+    channel: Channel
+    author: str
+    author_role: AuthorRole
+    brand_id: BrandId | None
+    created_at: datetime
+    text: str
+    url: str | None
+    in_reply_to: str | None
+    mentions: list[str]
+
+
+class BrandWaits(BaseModel):
+    brand_id: BrandId
+    status: WaitStatus | None
+    version: int
+    waits: list[WaitOut]
+
+
+class ConversationDetail(BaseModel):
+    """GET /conversations/{channel}/{id}."""
+
+    channel: Channel
+    conversation_id: str
+    posts: list[PostOut] = Field(description="In conversation order (created_at, id).")
+    posts_truncated: bool = Field(description="True when only the latest posts are listed.")
+    brands: list[BrandWaits]
+
+
+class BrandInput(BaseModel):
+    """PUT /brands/{id}: the brand's configuration; SLA policies are managed under /sla-policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    handles: dict[Channel, list[Annotated[str, Field(min_length=1, max_length=100)]]] = Field(
+        default_factory=dict, description="channel -> the brand's own handles there (case-insensitive, no '@')."
+    )
+    calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    auto_reply_patterns: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=50)
+    priority_rules: list[PriorityRule] | None = Field(
+        default=None, max_length=50, description="Omit for the default rules."
+    )
+
+
+class SLAPolicyInput(BaseModel):
+    """PUT /brands/{id}/sla-policy: the new policy; it applies to waits that start from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: SLATargets = Field(default_factory=SLATargets, description="Seconds allowed per priority.")
+    channel_targets: dict[Channel, SLATargets] = Field(default_factory=dict, description="Overrides per channel.")
+    clock: Clock = Clock.CALENDAR
+    at_risk_fraction: float = Field(default=0.8, gt=0, lt=1)
+
+
+class SLAPolicyOut(BaseModel):
+    version: int
+    effective_from: datetime = Field(description="Applies to waits starting at or after this moment.")
+    targets: SLATargets
+    channel_targets: dict[str, SLATargets]
+    clock: Clock
+    at_risk_fraction: float
+
+
+class SLAPolicyResponse(BaseModel):
+    """GET/PUT /brands/{id}/sla-policy."""
+
+    brand_id: BrandId
+    current: SLAPolicyOut
+    history: list[SLAPolicyOut] = Field(description="Every version, oldest first.")
+
+
+class BrandResponse(BaseModel):
+    """GET/PUT /brands/{id}."""
+
+    id: BrandId
+    name: str
+    handles: dict[str, list[str]]
+    calendar: BusinessCalendar
+    auto_reply_patterns: list[str]
+    priority_rules: list[PriorityRule]
+    sla_policy: SLAPolicyOut = Field(description="The policy in force now.")
+
+
+class BrandListItem(BaseModel):
+    id: BrandId
+    name: str
+
+
+class BrandList(BaseModel):
+    """GET /brands."""
+
+    items: list[BrandListItem]
+
+
+class SourceHealth(BaseModel):
+    id: str
+    status: Literal["ok", "failing", "never_succeeded", "disabled"] = Field(
+        description="failing: the last poll failed; never_succeeded: no poll has succeeded yet."
+    )
+    last_success_at: datetime | None
+    lag_seconds: float | None = Field(description="Seconds since the last successful poll.")
+    newest_post_at: datetime | None
+    newest_post_age_seconds: float | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class HealthResponse(BaseModel):
+    """GET /health."""
+
+    status: Literal["ok", "degraded"] = Field(description="ok when every enabled source is ok.")
+    checked_at: datetime
+    sources: list[SourceHealth]
