@@ -28,6 +28,10 @@ SAM_VENV := .sam-venv
 BIN := $(VENV)/bin
 DEV_STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_VENV := .checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# Findings accepted on purpose; each is justified in docs/security.md.
+CHECKOV_SKIPS := CKV_AWS_115,CKV_AWS_116,CKV_AWS_117,CKV_AWS_173,CKV_AWS_18,CKV_AWS_27,CKV_AWS_119,CKV_AWS_158
 PIP_FLAGS := --disable-pip-version-check --no-input --root-user-action=ignore
 
 # MAKEFLAGS/MAKELEVEL are dropped so the layer's Makefile, which sam runs,
@@ -45,7 +49,7 @@ TEST_ENV := env -u AWS_PROFILE \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SECURITY_TOKEN=testing AWS_SESSION_TOKEN=testing
 
-.PHONY: help venv .venv sam-venv lint fmt test build deploy bench run clean distclean
+.PHONY: help venv .venv sam-venv security lint fmt test build deploy bench run clean distclean
 
 help:
 	@echo "make test       lint, then pytest (what CI runs)"
@@ -79,6 +83,13 @@ $(DEV_STAMP): requirements-dev.txt layers/common/requirements.txt | $(BIN)/pytho
 $(SAM_VENV)/bin/python:
 	$(SAM_PYTHON) -m venv $(SAM_VENV)
 
+$(CHECKOV_VENV)/bin/python:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+
+$(CHECKOV_STAMP): requirements-checkov.txt | $(CHECKOV_VENV)/bin/python
+	$(CHECKOV_VENV)/bin/python -m pip install $(PIP_FLAGS) --quiet -r requirements-checkov.txt
+	touch $@
+
 $(SAM_STAMP): requirements-sam.txt | $(SAM_VENV)/bin/python
 	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) --quiet -r requirements-sam.txt
 	touch $@
@@ -98,7 +109,11 @@ fmt: $(DEV_STAMP)
 	echo "$(BIN)/ruff format ."; $(BIN)/ruff format .; \
 	exit $$status
 
-test: lint
+security: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download \
+		--skip-check $(CHECKOV_SKIPS) --compact --quiet
+
+test: lint security
 	$(TEST_ENV) $(BIN)/pytest
 
 bench: $(DEV_STAMP)
@@ -128,4 +143,4 @@ clean:
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(SAM_VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV)
