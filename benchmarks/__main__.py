@@ -21,7 +21,7 @@ ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
 # api_summary first: its last line is the summary's cost.
-BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring")
+BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "ingest")
 
 
 def main(argv: list[str]) -> None:

@@ -125,14 +125,14 @@ class BskyFeedItem(BaseModel):
 class BskyNotificationsPage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    notifications: list[dict[str, Any]]
+    notifications: list[Any]
     cursor: str | None = None
 
 
 class BskyFeedPage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    feed: list[dict[str, Any]]
+    feed: list[Any]
     cursor: str | None = None
 
 
@@ -227,7 +227,7 @@ class BlueskyConnector(ListingConnector):
 
     def _read_item(self, stream: str, raw: Any) -> Post | None:
         if stream == "mentions":
-            if not isinstance(raw, dict) or raw.get("reason") not in POST_REASONS:
+            if isinstance(raw, dict) and raw.get("reason") not in POST_REASONS:
                 return None
             notification = BskyPostNotification.model_validate(raw)
             # Bluesky says the post is addressed to the account (mentions it, replies to it or quotes it).

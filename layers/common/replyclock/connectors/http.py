@@ -104,7 +104,8 @@ class Response:
     def json(self) -> Any:
         try:
             return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):
+            # Besides bad JSON and bad UTF-8 (ValueErrors both): integers past Python's digit limit, deep nesting.
             raise MalformedResponse(f"{_path(self.url)} did not answer JSON") from None
 
 

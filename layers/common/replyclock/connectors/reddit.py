@@ -39,6 +39,8 @@ PAGE_SIZE = 100
 RATE_LIMIT = RateLimitHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", reset_format="seconds")
 # Tokens are renewed this long before Reddit says they expire.
 TOKEN_MARGIN_SECONDS = 60
+# Unix times past the last second of year 9999 (and Infinity, NaN) are no date.
+_TIME_LIMIT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _USER_MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
 _SUBMISSION_IN_LINK = re.compile(r"/comments/([a-z0-9]+)(?:/|$)")
 # (token host, client id, username) -> (access token, monotonic expiry)
@@ -51,7 +53,7 @@ class RedditComment(BaseModel):
     name: str = Field(pattern=r"^t1_[a-z0-9]+$")
     author: str = Field(min_length=1)
     body: str = ""
-    created_utc: float = Field(gt=0)
+    created_utc: float = Field(gt=0, le=_TIME_LIMIT)
     parent_id: str = Field(pattern=r"^t[13]_[a-z0-9]+$")
     link_id: str = Field(pattern=r"^t3_[a-z0-9]+$")
     permalink: str | None = None
@@ -71,7 +73,7 @@ class RedditListingData(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     after: str | None = None
-    children: list[dict[str, Any]]
+    children: list[Any]
 
 
 class RedditListing(BaseModel):
@@ -91,7 +93,7 @@ class RedditToken(BaseModel):
 def _created_utc(child: Any) -> float | None:
     data = child.get("data") if isinstance(child, dict) else None
     value = data.get("created_utc") if isinstance(data, dict) else None
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if isinstance(value, int | float) and 0 < value <= _TIME_LIMIT else None
 
 
 class RedditConnector(ListingConnector):
@@ -130,13 +132,14 @@ class RedditConnector(ListingConnector):
                 continue
             if created is not None:
                 newest = max(newest or created, created)
-            if not isinstance(child, dict) or child.get("kind") != "t1":
+            if isinstance(child, dict) and child.get("kind") != "t1":
                 continue  # private messages (t4) are not public conversation
+            data = child.get("data") if isinstance(child, dict) else child
             try:
-                comment = RedditComment.model_validate(child.get("data"))
+                comment = RedditComment.model_validate(data)
                 posts.append(self.to_post(comment, addressed=stream == "mentions"))
             except ValidationError as error:
-                rejected.append(rejected_from(error, child.get("data")))
+                rejected.append(rejected_from(error, data))
         return Listing(
             posts=posts,
             rejected=rejected,

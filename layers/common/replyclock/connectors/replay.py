@@ -12,6 +12,7 @@ conversation_id gets the root of its in_reply_to chain inside the file.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Callable, Generator, Iterable
@@ -81,7 +82,8 @@ class ReplayConnector:
 def twcs_entries(text: str) -> list[Entry]:
     try:
         rows = list(twcs.read_rows(io.StringIO(text, newline="")))
-    except ValueError as error:
+    except (ValueError, csv.Error) as error:
+        # csv.Error: a field past the CSV reader's limit, as when a stray quote swallows the rest of the file.
         raise MalformedExport(str(error)) from None
     roots = twcs.conversation_roots(row for row in rows if isinstance(row, twcs.TwcsRow))
     entries: list[Entry] = []
@@ -104,8 +106,10 @@ def jsonl_entries(text: str) -> list[Entry]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError as error:
-            parsed.append((number, Rejected(field="line", reason=f"not JSON: {error.msg}", item_id=f"line {number}")))
+        except (ValueError, RecursionError) as error:
+            # Besides JSONDecodeError, json.loads fails on integers past Python's digit limit and on deep nesting.
+            reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            parsed.append((number, Rejected(field="line", reason=f"not JSON: {reason}", item_id=f"line {number}")))
             continue
         if not isinstance(value, dict):
             parsed.append((number, Rejected(field="line", reason="not a JSON object", item_id=f"line {number}")))

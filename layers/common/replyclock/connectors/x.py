@@ -96,7 +96,7 @@ class XTimelinePage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    data: list[dict[str, Any]] = Field(default_factory=list)
+    data: list[Any] = Field(default_factory=list)
     includes: XIncludes = Field(default_factory=XIncludes)
     meta: XMeta = Field(default_factory=XMeta)
 

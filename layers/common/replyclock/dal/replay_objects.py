@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
-from replyclock.connectors.replay import Export
+from replyclock.connectors.replay import Export, MalformedExport
 
 
 class ExportNotFound(Exception):
@@ -22,10 +22,10 @@ def read_export(uri: str) -> Export:
     try:
         stat = path.stat()
         # Bytes, then decode: keeps CR/LF inside quoted CSV fields exactly as written.
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except OSError as error:
         raise ExportNotFound(f"cannot read {path}: {error.strerror}") from None
-    return Export(fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}", text=text)
+    return Export(fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}", text=_text(data, str(path)))
 
 
 def _read_s3(uri: str) -> Export:
@@ -37,5 +37,12 @@ def _read_s3(uri: str) -> Export:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         raise ExportNotFound(f"cannot read {uri}: {code}") from None
-    text = found["Body"].read().decode("utf-8-sig")
+    text = _text(found["Body"].read(), uri)
     return Export(fingerprint=f"{found.get('ETag', '')}:{found.get('VersionId', '')}", text=text)
+
+
+def _text(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise MalformedExport(f"{where} is not UTF-8 text (byte {error.start})") from None

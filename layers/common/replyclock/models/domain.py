@@ -24,7 +24,11 @@ PostId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetime must be timezone-aware")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59-05:00 parses but has no UTC time; pydantic reports only ValueErrors as invalid.
+        raise ValueError("datetime is out of range in UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
@@ -84,7 +88,8 @@ class Post(BaseModel):
     in_reply_to: PostId | None = None
     conversation_id: PostId
     # Handles mentioned in the post, lower-case, without the leading "@".
-    mentions: tuple[str, ...] = ()
+    # Bounded so a hostile payload cannot make a post item exceed DynamoDB's 400 KB item limit.
+    mentions: tuple[Annotated[str, StringConstraints(max_length=256)], ...] = Field(default=(), max_length=200)
     author_reach: int | None = Field(default=None, ge=0)
 
     @field_validator("mentions")
