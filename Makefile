@@ -49,7 +49,7 @@ TEST_ENV := env -u AWS_PROFILE \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SECURITY_TOKEN=testing AWS_SESSION_TOKEN=testing
 
-.PHONY: help venv .venv sam-venv security lint fmt test build deploy bench run clean distclean
+.PHONY: help venv .venv sam-venv security lint fmt test build deploy bench run replay clean distclean
 
 help:
 	@echo "make test       lint, then pytest (what CI runs)"
@@ -58,7 +58,9 @@ help:
 	@echo "make build      sam build (arm64 layer from target-platform wheels; no Docker)"
 	@echo "make deploy     sam build && sam deploy --guided (needs real AWS credentials)"
 	@echo "make bench      python -m benchmarks"
-	@echo "make run        the local stack (not implemented yet)"
+	@echo "make run        the whole service locally on a demo dataset (moto server, no AWS, no Docker)"
+	@echo "make replay FILE=export.csv [SLA=3600] [FORMAT=twcs|jsonl]"
+	@echo "                backtest an export through the local stack: one JSON summary per brand"
 	@echo "make venv       create/update .venv only;  make sam-venv: .sam-venv only"
 	@echo "make clean      build output and caches;  make distclean: also both venvs"
 
@@ -74,10 +76,13 @@ $(BIN)/python:
 		exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(DEV_STAMP): requirements-dev.txt layers/common/requirements.txt | $(BIN)/python
+# The project itself is installed editable (no deps: they are pinned above), which maps the
+# `replyclock` and `devtools` packages to their folders and makes the `replyclock` command.
+$(DEV_STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml | $(BIN)/python
 	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { \
 		echo "error: $(VENV) is not a Python 3.13 venv; run 'make distclean' and retry." >&2; exit 1; }
 	$(BIN)/python -m pip install $(PIP_FLAGS) --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install $(PIP_FLAGS) --quiet --no-deps -e .
 	touch $@
 
 $(SAM_VENV)/bin/python:
@@ -131,9 +136,17 @@ deploy: $(SAM_STAMP)
 	$(SAM) build
 	$(SAM) deploy --guided
 
-run:
-	@echo "make run: not implemented yet: the local stack lands in step 5." >&2
-	@exit 1
+# --- the local stack (devtools/localstack, devtools/cli.py) ---------------------------
+
+# RUN_ARGS passes options through, e.g. make run RUN_ARGS="--port 3001 --speed 60".
+run: $(DEV_STAMP)
+	$(BIN)/replyclock run $(RUN_ARGS)
+
+SLA ?= 3600
+replay: $(DEV_STAMP)
+	@test -n "$(FILE)" || { echo "usage: make replay FILE=path/to/export.csv [SLA=3600] [FORMAT=twcs|jsonl]" >&2; exit 2; }
+	@# Not echoed: stdout carries only the JSON lines, for scripts (progress goes to stderr).
+	@$(BIN)/replyclock replay "$(FILE)" --sla-seconds "$(SLA)" --json $(if $(FORMAT),--format "$(FORMAT)")
 
 # --- housekeeping --------------------------------------------------------------
 

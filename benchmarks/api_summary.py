@@ -1,4 +1,11 @@
-"""The cost of GET /metrics/summary over 90 days of hourly buckets, 10 channels x 4 priorities.
+"""The cost of GET /metrics/summary over 90 days, 10 channels x 4 priorities: hourly buckets alone vs daily roll-ups.
+
+The dataset is a dense 90 days of hourly buckets and their daily roll-ups (each daily item
+is the sum of its day's hourly items, guards included, as the aggregate step leaves it).
+The summary is asked for twice: "before", reading hourly buckets only (as the API did
+before daily buckets existed: DAILY_BUCKETS_FROM after the window), and "after", reading
+daily buckets for the window's whole UTC days and hourly ones for its partial first and
+last days. Both answers must be identical.
 
 The api function's handler answers events/api_metrics_summary.json in-process, against a
 moto table made from template.yaml (the brand is read from moto). moto needs ~2.7 ms per
@@ -8,11 +15,12 @@ the wire instead: pre-built bucket items, paged at 1 MB in DynamoDB's JSON exact
 DynamoDB sends them, through botocore's before-send hook. The handler still does all it
 does on Lambda (request signing, response parsing, DynamoDB type decoding, merging,
 percentiles, the response model); only DynamoDB's own service time is left out, and it is
-estimated per page. Before timing, a one-day window is answered both ways and must agree;
---moto-query also times the handler against moto itself, on every bucket (slow).
+estimated per page. Before timing, a two-day window (one whole day, two half days) is
+answered both ways and must agree; --moto-query also times the handler against moto
+itself, on every bucket (slow).
 
-Printed: the median handler time, the items the summary read, their size, and the read
-units DynamoDB would charge.
+Printed, for each way of reading: the median handler time, the items the summary read,
+their size, and the read units DynamoDB would charge.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -83,16 +92,9 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(name.encode()) + dynamodb_size(value) for name, value in item.items())
 
 
-def read_cost(sizes: list[int]) -> tuple[int, float]:
-    """(pages, read units) of one Query over items of these sizes, in key order."""
-    pages, units, page = 0, 0.0, 0
-    for size in sizes:
-        if page and page + size > PAGE_BYTES:
-            pages, units, page = pages + 1, units + math.ceil(page / READ_UNIT_BYTES) / 2, 0
-        page += size
-    if page:
-        pages, units = pages + 1, units + math.ceil(page / READ_UNIT_BYTES) / 2
-    return pages, units
+def read_units(page_bytes: int) -> float:
+    """What DynamoDB charges for one Query page: 0.5 read unit per started 4 KB (eventually consistent)."""
+    return math.ceil(page_bytes / READ_UNIT_BYTES) / 2
 
 
 def bucket_items(days: int, channels: int, kinds: tuple[str, ...], seed: int = 7) -> Iterator[dict[str, Any]]:
@@ -117,7 +119,7 @@ def bucket_items(days: int, channels: int, kinds: tuple[str, ...], seed: int = 7
                         **bucket_item_key(key),
                         "item_type": BUCKET_ITEM_TYPE,
                         "brand_id": key.brand_id,
-                        "hour": key.hour,
+                        "hour": key.period,
                         "n_waits": waits,
                         "n_responded": waits,
                         "n_met": met,
@@ -135,13 +137,42 @@ def bucket_items(days: int, channels: int, kinds: tuple[str, ...], seed: int = 7
                     yield item
 
 
-def check_item_shape(item: dict[str, Any]) -> None:
+def daily_items(hourly: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The daily roll-ups of hourly items, as the aggregate step leaves them: numbers added, guards kept."""
+    from replyclock.dal.aggregates import BUCKET_ITEM_TYPE, GUARD_PREFIX, bucket_item_key, bucket_key_from_item
+
+    days: dict[Any, dict[str, Any]] = {}
+    for item in hourly:
+        key = bucket_key_from_item(item).day()
+        day = days.setdefault(
+            key, {**bucket_item_key(key), "item_type": BUCKET_ITEM_TYPE, "brand_id": key.brand_id, "day": key.period}
+        )
+        for name, value in item.items():
+            if name.startswith(GUARD_PREFIX):
+                day[name] = max(day.get(name, value), value)
+            elif name not in ("pk", "sk", "item_type", "brand_id", "hour"):
+                day[name] = day.get(name, 0) + value
+    return list(days.values())
+
+
+def guard_share(items: Iterable[dict[str, Any]]) -> float:
+    """The part of the items' size that is guards (one per conversation state that changed the bucket)."""
+    from replyclock.dal.aggregates import GUARD_PREFIX
+
+    total = guards = 0
+    for item in items:
+        total += item_size(item)
+        guards += sum(len(name) + dynamodb_size(value) for name, value in item.items() if name.startswith(GUARD_PREFIX))
+    return guards / total if total else 0.0
+
+
+def check_item_shape(item: dict[str, Any], granularity: str) -> None:
     """The bench writes items itself; the DAL's own reader must read back what was meant."""
     from replyclock.dal.aggregates import bucket_key_from_item, totals_from_item
 
     totals = totals_from_item(item)
     key = bucket_key_from_item(item)
-    assert key.brand_id == "acme" and totals.counters["waits"] == item["n_waits"]
+    assert key.brand_id == "acme" and key.granularity == granularity and totals.counters["waits"] == item["n_waits"]
     assert totals.calendar.count == item["n_responded"] and totals.business.count == item["n_responded"]
 
 
@@ -173,11 +204,16 @@ class BucketPages:
             json.dumps({name: serializer.serialize(value) for name, value in item.items()}) for item in ordered
         ]
         self._sizes = [item_size(item) for item in ordered]
-        self._bodies: dict[tuple[str, str, str | None], bytes] = {}
+        self._bodies: dict[tuple[str, str, str | None], tuple[bytes, int]] = {}
         self.enabled = False
+        self.reset()
+
+    def reset(self) -> None:
         self.queries_served = 0
         self.pages_served = 0
         self.items_served = 0
+        self.bytes_served = 0
+        self.units_served = 0.0
 
     def __call__(self, request: Any, **_: Any) -> Any:
         from botocore.awsrequest import AWSResponse
@@ -191,29 +227,32 @@ class BucketPages:
             return None
         low, high = sorted(str(value["S"]) for value in values.values() if value != {"S": self.partition})
         after = query.get("ExclusiveStartKey", {}).get("sk", {}).get("S")
-        body = self._bodies.get((low, high, after))
-        if body is None:
-            body = self._bodies[(low, high, after)] = self._page(low, high, after)[0]
+        page = self._bodies.get((low, high, after))
+        if page is None:
+            page = self._bodies[(low, high, after)] = self._page(low, high, after)
+        body, page_bytes = page
         self.queries_served += after is None
         self.pages_served += 1
         self.items_served += json.loads(body)["Count"]
+        self.bytes_served += page_bytes
+        self.units_served += read_units(page_bytes)
         response = AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, MockRawResponse(body))
         # botocore calls every before-send handler and keeps the first answer; this URL makes moto's pass.
         request.url = "https://replayed.invalid/"
         return response
 
-    def _page(self, low: str, high: str, after: str | None) -> tuple[bytes, str | None]:
-        """The page of the Query on [low, high] that follows `after`, and the key it ends on when more follow."""
+    def _page(self, low: str, high: str, after: str | None) -> tuple[bytes, int]:
+        """The page of the Query on [low, high] that follows `after`, and its size as DynamoDB counts it."""
         position = bisect.bisect_right(self._keys, after) if after else bisect.bisect_left(self._keys, low)
         chosen: list[str] = []
         size = 0
         while position < len(self._keys) and self._keys[position] <= high:
             if chosen and size + self._sizes[position] > PAGE_BYTES:
-                return self._render(chosen, self._keys[position - 1]), self._keys[position - 1]
+                return self._render(chosen, self._keys[position - 1]), size
             chosen.append(self._wire[position])
             size += self._sizes[position]
             position += 1
-        return self._render(chosen, None), None
+        return self._render(chosen, None), size
 
     def _render(self, chosen: list[str], last: str | None) -> bytes:
         page = f'{{"Count": {len(chosen)}, "ScannedCount": {len(chosen)}, "Items": [{", ".join(chosen)}]'
@@ -221,6 +260,32 @@ class BucketPages:
             key = {"pk": {"S": self.partition}, "sk": {"S": last}}
             page += f', "LastEvaluatedKey": {json.dumps(key)}'
         return (page + "}").encode()
+
+
+@dataclass
+class Measured:
+    """One way of reading the window, timed: the handler's median time and what its Queries read."""
+
+    name: str
+    handler_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    queries: int = 0
+    pages: int = 0
+    items: int = 0
+    megabytes: float = 0.0
+    units: float = 0.0
+    budget_outcome: str = ""
+    moto_seconds: float | None = None
+
+    def report(self, page_ms: float) -> str:
+        return (
+            f"{self.name}: median handler time {self.handler_seconds * 1000:,.0f} ms"
+            f" (CPU {self.cpu_seconds * 1000:,.0f} ms),"
+            f" + ~{self.pages * page_ms:,.0f} ms DynamoDB at {page_ms:g} ms/page;"
+            f" items read {self.items:,} buckets + 1 brand item, in {self.queries} Queries of {self.pages} pages"
+            f" ({self.megabytes:.1f} MB, {self.units:,.0f} RCU eventually consistent + 1 RCU for the brand);"
+            f" {self.budget_outcome}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,27 +305,39 @@ def main(argv: list[str] | None = None) -> None:
 
     from devtools.lambda_runtime import FakeLambdaContext, load_handler
     from devtools.template import create_table_arguments
-    from replyclock.api.dependencies import current_time, read_deadline
+    from replyclock.api.dependencies import api_settings, current_time, read_deadline
     from replyclock.dal import table
     from replyclock.dal.brands import BrandStore
     from replyclock.models.domain import Brand
+    from replyclock.settings import get_settings
 
     table.get_resource.cache_clear()
     table.get_table.cache_clear()
+    get_settings.cache_clear()
+    # "before": daily buckets exist only from the day after the window, so the API reads hourly buckets alone.
+    hourly_only = get_settings().model_copy(update={"daily_buckets_from": NOW.date() + timedelta(days=1)})
+    modes: dict[str, Callable[[], Any]] = {"before (hourly buckets only)": lambda: hourly_only}
+    modes["after (daily + hourly at the edges)"] = get_settings
     with mock_aws():
         boto3.client("dynamodb").create_table(**create_table_arguments("Table", TABLE_NAME))
         BrandStore(TABLE_NAME).put(Brand(id="acme", name="Acme"))
-        items = list(bucket_items(arguments.days, arguments.channels, kinds))
-        check_item_shape(items[0])
+        hourly = list(bucket_items(arguments.days, arguments.channels, kinds))
+        daily = daily_items(hourly)
+        check_item_shape(hourly[0], "hour")
+        check_item_shape(daily[0], "day")
+        items = daily + hourly
         pages = BucketPages(items)
         table.get_resource().meta.client.meta.events.register_first("before-send.dynamodb.Query", pages)
-        mentions = sum(item["n_waits"] for item in items if "#first#" in item["sk"])
-        sizes = [item_size(item) for item in sorted(items, key=lambda item: str(item["sk"]))]
-        print(
-            f"{len(items):,} buckets: {arguments.days} days x 24 h x {arguments.channels} channels x 4 priorities"
-            f" x {len(kinds)} kinds, {statistics.mean(sizes):.0f} B each",
-            flush=True,
-        )
+        mentions = sum(item["n_waits"] for item in hourly if "#first#" in item["sk"])
+        assert mentions == sum(item["n_waits"] for item in daily if "#first#" in item["sk"])
+        for name, found in (("hourly", hourly), ("daily", daily)):
+            sizes = [item_size(item) for item in found]
+            print(
+                f"{len(found):,} {name} buckets: {arguments.days} days{' x 24 h' if name == 'hourly' else ''}"
+                f" x {arguments.channels} channels x 4 priorities x {len(kinds)} kinds, {statistics.mean(sizes):,.0f} B"
+                f" each ({sum(sizes) / 1e6:.1f} MB, {guard_share(found):.0%} of it guards)",
+                flush=True,
+            )
 
         handler = load_handler(REPO_ROOT / "functions" / "api" / "app.py")
         app = sys.modules["_replyclock_function_api"].app
@@ -278,53 +355,76 @@ def main(argv: list[str] | None = None) -> None:
                 assert json.loads(response["body"])["mentions"] == expected_mentions
             return str(response["body"])
 
-        # The pages served at the wire must read exactly as moto's: compare on the last day's buckets.
-        last_day = [item for item in items if str(item["sk"]) >= f"H#{(NOW - timedelta(days=1)):%Y-%m-%dT%H}"]
-        _write(last_day)
-        moto_answer = ask(1)
-        pages.enabled = True
-        assert ask(1) == moto_answer, "the replayed pages disagree with moto"
-        print(f"replayed Query pages agree with moto on a 1-day window ({len(last_day):,} buckets)", flush=True)
+        # The pages served at the wire must read exactly as moto's: compare on two days (half, whole, half).
+        since = NOW - timedelta(days=2)
+        recent = [item for item in hourly if str(item["sk"]) >= f"H#{since:%Y-%m-%dT%H}"]
+        recent += [item for item in daily if str(item["sk"]) >= f"D#{since:%Y-%m-%d}"]
+        _write(recent)
+        answers = set()
+        for settings in modes.values():
+            app.dependency_overrides[api_settings] = settings
+            pages.enabled = False
+            moto_answer = ask(2)
+            pages.enabled = True
+            assert ask(2) == moto_answer, "the replayed pages disagree with moto"
+            answers.add(moto_answer)
+        assert len(answers) == 1, "daily buckets changed the answer"
+        print(
+            f"replayed Query pages agree with moto on a 2-day window ({len(recent):,} buckets), both ways", flush=True
+        )
 
-        # Timed: the whole window, once untimed to render the pages, then without the time budget.
-        app.dependency_overrides[read_deadline] = lambda: math.inf
-        ask(arguments.days, mentions)
-        pages.queries_served = pages.pages_served = pages.items_served = 0
-        cpu_started = time.process_time()
-        handler_seconds = median_seconds(lambda: ask(arguments.days, mentions), arguments.runs)
-        cpu_seconds = (time.process_time() - cpu_started) / arguments.runs
-        queries, pages_read = pages.queries_served // arguments.runs, pages.pages_served // arguments.runs
-        items_read = pages.items_served // arguments.runs
+        results: list[Measured] = []
+        full_answers = set()
+        for name, settings in modes.items():
+            app.dependency_overrides[api_settings] = settings
+            measured = Measured(name)
+            # Timed: the whole window, once untimed to render the pages, then without the time budget.
+            app.dependency_overrides[read_deadline] = lambda: math.inf
+            full_answers.add(ask(arguments.days, mentions))
+            pages.reset()
+            cpu_started = time.process_time()
+            measured.handler_seconds = median_seconds(lambda: ask(arguments.days, mentions), arguments.runs)
+            measured.cpu_seconds = (time.process_time() - cpu_started) / arguments.runs
+            measured.queries, measured.pages = (
+                pages.queries_served // arguments.runs,
+                pages.pages_served // arguments.runs,
+            )
+            measured.items = pages.items_served // arguments.runs
+            measured.megabytes = pages.bytes_served / arguments.runs / 1e6
+            measured.units = pages.units_served / arguments.runs
 
-        # With the production time budget (API Gateway's 30 s), the API either answers or refuses early.
-        del app.dependency_overrides[read_deadline]
-        started = time.perf_counter()
-        guarded = ask(arguments.days, expected_status=None)
-        guarded_seconds = time.perf_counter() - started
+            # With the production time budget (API Gateway's 30 s), the API either answers or refuses early.
+            del app.dependency_overrides[read_deadline]
+            started = time.perf_counter()
+            outcome = json.loads(ask(arguments.days, expected_status=None))
+            seconds = time.perf_counter() - started
+            measured.budget_outcome = (
+                f"with the 30 s budget the API refuses it after {seconds:.1f} s: {outcome['message']}"
+                if "message" in outcome
+                else f"with the 30 s budget the API answers it in {seconds:.1f} s"
+            )
+            results.append(measured)
+        assert len(full_answers) == 1, "daily buckets changed the 90-day answer"
 
-        moto_seconds = None
         if arguments.moto_query:
             pages.enabled = False
             app.dependency_overrides[read_deadline] = lambda: math.inf
-            _write([item for item in items if item not in last_day])
-            print("timing one run against moto itself (minutes)...", flush=True)
-            moto_seconds = median_seconds(lambda: ask(arguments.days, mentions), 1)
+            _write([item for item in items if item not in recent])
+            for measured, settings in zip(results, modes.values(), strict=True):
+                app.dependency_overrides[api_settings] = settings
+                print(f"timing {measured.name} against moto itself (minutes)...", flush=True)
+                measured.moto_seconds = median_seconds(lambda: ask(arguments.days, mentions), 1)
 
-    _, units = read_cost(sizes)
-    dynamodb_ms = pages_read * arguments.page_ms
+    print(f"summary over {arguments.days} days, {arguments.runs} runs each; both ways give the same answer:")
+    for measured in results:
+        print(f"  {measured.report(arguments.page_ms)}")
+        if measured.moto_seconds is not None:
+            print(f"    against moto itself: {measured.moto_seconds:,.0f} s (moto's response serialisation dominates)")
+    before, after = results
     print(
-        f"summary over {arguments.days} days: median handler time {handler_seconds * 1000:,.0f} ms"
-        f" (CPU {cpu_seconds * 1000:,.0f} ms) over {arguments.runs} runs, + ~{dynamodb_ms:,.0f} ms DynamoDB at"
-        f" {arguments.page_ms:g} ms/page; items read {items_read:,} buckets + 1 brand item, in {queries} Queries of"
-        f" {pages_read} pages ({sum(sizes) / 1e6:.1f} MB, {units:,.0f} RCU eventually consistent + 1 RCU for the brand)"
+        f"daily roll-ups: {before.items / after.items:.1f}x fewer items, {before.units / after.units:.1f}x fewer read"
+        f" units, {before.handler_seconds / after.handler_seconds:.1f}x less handler time"
     )
-    outcome = json.loads(guarded)
-    if "message" in outcome:
-        print(f"with the 30 s budget the API refuses it after {guarded_seconds:.1f} s: {outcome['message']}")
-    else:
-        print(f"with the 30 s budget the API answers it in {guarded_seconds:.1f} s")
-    if moto_seconds is not None:
-        print(f"against moto itself: {moto_seconds:,.0f} s (moto's response serialisation dominates)")
 
 
 def _write(items: list[dict[str, Any]]) -> None:

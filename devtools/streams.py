@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from devtools.lambda_runtime import FakeLambdaContext, Handler, load_handler
@@ -64,9 +64,10 @@ def passes_filters(record: Record, patterns: Iterable[dict[str, Any]]) -> bool:
 class StreamReader:
     """Reads new records from every shard of a stream, in order per shard."""
 
-    def __init__(self, streams_client: Any, stream_arn: str) -> None:
+    def __init__(self, streams_client: Any, stream_arn: str, starting_position: str = "TRIM_HORIZON") -> None:
         self._client = streams_client
         self._stream_arn = stream_arn
+        self._starting_position = starting_position
         self._iterators: dict[str, str | None] = {}
 
     def poll(self) -> dict[str, list[Record]]:
@@ -76,7 +77,7 @@ class StreamReader:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators:
                 self._iterators[shard_id] = self._client.get_shard_iterator(
-                    StreamArn=self._stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                    StreamArn=self._stream_arn, ShardId=shard_id, ShardIteratorType=self._starting_position
                 )["ShardIterator"]
             records: list[Record] = []
             while self._iterators[shard_id]:
@@ -104,7 +105,10 @@ class StreamReader:
 @dataclass
 class DeliveryReport:
     invocations: int = 0
+    # Records that passed the filters, and how many of them were processed (checkpointed) or parked.
+    matched: int = 0
     delivered: int = 0
+    parked: int = 0
     parked_batches: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -116,6 +120,10 @@ class EventSourceMapping:
     send_to_failure_queue: Callable[[dict[str, Any]], None] | None = None
     handler: Handler | None = None
     report: DeliveryReport = field(default_factory=DeliveryReport)
+    # The function's ARN in parked batches (default: the template's logical id).
+    function_arn: str | None = None
+    # True when the mapping is being shut down: delivery stops between invocations, nothing is parked.
+    cancelled: Callable[[], bool] = lambda: False
 
     def __post_init__(self) -> None:
         if self.handler is None:
@@ -123,12 +131,15 @@ class EventSourceMapping:
 
     def deliver(self, shard_id: str, records: list[Record]) -> None:
         matching = [record for record in records if passes_filters(record, self.mapping.filter_patterns)]
+        self.report.matched += len(matching)
         for start in range(0, len(matching), self.mapping.batch_size):
             self._deliver_batch(shard_id, matching[start : start + self.mapping.batch_size])
 
     def _deliver_batch(self, shard_id: str, batch: list[Record]) -> None:
         attempts = 0
         while batch:
+            if self.cancelled():
+                return
             outcome = self._invoke(batch)
             if outcome is None:
                 self.report.delivered += len(batch)
@@ -145,7 +156,7 @@ class EventSourceMapping:
                 return
             retries_left = self.mapping.maximum_retry_attempts < 0 or attempts <= self.mapping.maximum_retry_attempts
             if not retries_left:
-                self._park(shard_id, batch)
+                self._park(shard_id, batch, attempts, outcome)
                 return
 
     def _invoke(self, batch: list[Record]) -> int | Exception | None:
@@ -156,26 +167,52 @@ class EventSourceMapping:
             response = self.handler({"Records": batch}, FakeLambdaContext(function_name=self.mapping.function))
         except Exception as error:  # noqa: BLE001 - any function error is what Lambda reacts to
             return error
-        failures = (response or {}).get("batchItemFailures", []) if self.mapping.report_batch_item_failures else []
-        if not failures:
+        failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+        if not failures or not self.mapping.report_batch_item_failures:
             return None
-        failed = {failure["itemIdentifier"] for failure in failures}
+        try:
+            failed = {str(failure["itemIdentifier"]) for failure in failures}
+        except (KeyError, TypeError):
+            # Lambda treats an unreadable failure report as a failure of the whole batch.
+            return ValueError(f"malformed batchItemFailures: {failures!r}")
         for index, record in enumerate(batch):
             if record["dynamodb"]["SequenceNumber"] in failed:
                 return index
         return ValueError(f"batchItemFailures names records not in the batch: {sorted(failed)}")
 
-    def _park(self, shard_id: str, batch: list[Record]) -> None:
+    def _park(self, shard_id: str, batch: list[Record], attempts: int, outcome: int | Exception) -> None:
+        """Send the batch's coordinates to the on-failure destination, in Lambda's invocation-record shape."""
         info = {
-            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": self.mapping.function},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "functionArn": self.function_arn or self.mapping.function,
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "" if isinstance(outcome, int) else "Unhandled",
+            },
             "DDBStreamBatchInfo": {
                 "shardId": shard_id,
                 "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
                 "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _arrival(batch[0]),
+                "approximateArrivalOfLastRecord": _arrival(batch[-1]),
                 "batchSize": len(batch),
                 "streamArn": batch[0].get("eventSourceARN"),
             },
         }
+        self.report.parked += len(batch)
         self.report.parked_batches.append(info)
         if self.send_to_failure_queue is not None:
             self.send_to_failure_queue(info)
+
+
+def _arrival(record: Record) -> str | None:
+    created = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if not isinstance(created, int | float):
+        return None
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""aggregate: apply conversation-state changes to the hourly buckets, exactly once."""
+"""aggregate: apply conversation-state changes to the hourly and daily buckets, exactly once."""
 
 from __future__ import annotations
 

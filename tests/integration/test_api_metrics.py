@@ -6,13 +6,15 @@ import math
 import random
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replyclock.api.dependencies import read_deadline
 from replyclock.dal.aggregates import GuardedWrite, guard_name, guard_value
-from replyclock.logic.aggregation import BucketKey, BucketTotals
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Brand, Priority, WaitKind
 from tests.support.api import API_NOW, ApiClient
@@ -270,3 +272,54 @@ def test_a_window_too_costly_to_merge_in_time_fails_fast_with_400(api: ApiClient
     # Then the API refuses after the first piece instead of running out of time
     assert response.status == 400, response.body
     assert response.json()["field"] == "from" and "too many buckets" in response.json()["message"]
+
+
+def test_daily_buckets_answer_exactly_as_hourly_buckets_alone_for_any_window(
+    api: ApiClient, pipeline: Pipeline
+) -> None:
+    # Given conversations over four days on two channels, measured and aggregated by the real handlers
+    pipeline.add_brands([ACME])
+    generator = random.Random(5)
+    posts = []
+    for n in range(40):
+        channel, asked = generator.choice(["x", "reddit"]), generator.randint(0, 4 * 24 * 60)
+        posts.append(customer(f"{n}q", asked, conversation=f"d{n}", channel=channel))
+        if generator.random() < 0.8:
+            answered = asked + generator.randint(1, 600)
+            posts.append(brand(f"{n}a", answered, reply_to=f"{n}q", conversation=f"d{n}", channel=channel))
+    pipeline.write(posts)
+    pipeline.run()
+    assert len({key.period for key, _ in pipeline.buckets.query_days("acme", "0000", "9999")}) == 5
+    assert all(key.granularity is Granularity.DAY for key, _ in pipeline.buckets.query_days("acme", "0000", "9999"))
+
+    def answer(event: str, query: dict[str, str], *, daily_buckets: bool) -> str:
+        # Daily buckets from the epoch on (the default), or only from after the data: hourly buckets alone
+        api.with_settings(daily_buckets_from=date(1970, 1, 1) if daily_buckets else date(2100, 1, 1))
+        response = api.call(event, query=query)
+        assert response.status == 200, response.body
+        return response.body
+
+    # When any window is asked for, with daily buckets for its whole days and without
+    @settings(max_examples=30, deadline=None)
+    @given(
+        start=st.integers(-12 * 60, 5 * 24 * 60),
+        minutes=st.integers(0, 5 * 24 * 60),
+        event=st.sampled_from(
+            ["api_metrics_summary.json", "api_metrics_distribution.json", "api_metrics_timeseries.json"]
+        ),
+        channel=st.sampled_from([None, "reddit"]),
+    )
+    def same_answers(start: int, minutes: int, event: str, channel: str | None) -> None:
+        window_start = T0 + timedelta(minutes=start)
+        query = {
+            "brand": "acme",
+            "from": window_start.isoformat(),
+            "to": (window_start + timedelta(minutes=minutes)).isoformat(),
+        }
+        query |= {"channel": channel} if channel else {}
+        query |= {"interval": "day"} if event == "api_metrics_timeseries.json" else {}
+
+        # Then the answers are identical, to the byte
+        assert answer(event, query, daily_buckets=True) == answer(event, query, daily_buckets=False)
+
+    same_answers()

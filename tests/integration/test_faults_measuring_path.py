@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from devtools.streams import EventSourceMapping
 from replyclock.dal.table import get_resource
+from replyclock.logic.aggregation import Granularity
 from replyclock.models.domain import Brand, Post
 from tests.support.builders import brand, customer
 from tests.support.expectations import brand_directory, expected_snapshot, expected_waits, stored_snapshot
@@ -90,7 +91,10 @@ def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
         state = pipeline.conversations.get(channel, conversation_id, brand_id)
         assert state is not None and state.waits == expected, conversation_id
     every_wait = [wait for conversation_waits in waits.values() for wait in conversation_waits]
-    assert stored_snapshot(pipeline.buckets, ["acme", "globex"]) == expected_snapshot(every_wait)
+    for granularity in Granularity:
+        assert stored_snapshot(pipeline.buckets, ["acme", "globex"], granularity) == expected_snapshot(
+            every_wait, granularity
+        ), granularity
 
 
 def test_throttled_reads_and_writes_are_retried_until_every_count_is_exact(pipeline: Pipeline, inject: Faults) -> None:

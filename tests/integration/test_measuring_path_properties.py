@@ -1,4 +1,4 @@
-"""Delivery order, duplication and batching must not change any state or count."""
+"""Delivery order, duplication and batching must not change any state or count, hourly or daily."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ from moto import mock_aws
 from devtools.lambda_runtime import FakeLambdaContext
 from devtools.streams import Record
 from replyclock.dal import table
-from replyclock.models.domain import AuthorRole, Brand, Post
+from replyclock.logic.aggregation import Granularity
+from replyclock.models.domain import AuthorRole, Brand, Post, Wait
 from tests.support.builders import T0
-from tests.support.expectations import brand_directory, expected_snapshot, expected_waits, stored_snapshot
+from tests.support.expectations import (
+    brand_directory,
+    expected_snapshot,
+    expected_waits,
+    rolled_up_snapshot,
+    stored_buckets,
+    stored_snapshot,
+)
 from tests.support.pipeline import Pipeline
 
 BRANDS = [Brand(id="acme", name="Acme"), Brand(id="globex", name="Globex")]
@@ -32,6 +40,7 @@ def conversations(draw: st.DrawFn) -> list[Post]:
             author = draw(st.sampled_from(AUTHORS))
             is_brand = author in {"acme", "globex"}
             text = draw(st.sampled_from(TEXTS))
+            # Three days from T0 (10:00 UTC): waits start on up to four UTC days, so daily buckets get several hours.
             minutes = draw(st.integers(0, 3 * 24 * 60))
             reply_to = draw(st.sampled_from([None, *[post.id for post in thread]]))
             thread.append(
@@ -111,10 +120,62 @@ def test_any_delivery_gives_the_states_and_buckets_of_the_pure_waits(posts: list
         for batch in deliveries(state_records, rng, keep_item_order=True):
             invoke(aggregate, batch)
 
-        # Then the states are exactly the pure waits
-        for (channel, conversation_id, brand_id), expected in waits.items():
-            state = pipeline.conversations.get(channel, conversation_id, brand_id)
-            assert state is not None and state.waits == expected
-        # and the buckets are exactly the totals of those waits
-        all_waits = [wait for conversation_waits in waits.values() for wait in conversation_waits]
-        assert stored_snapshot(pipeline.buckets, ["acme", "globex"]) == expected_snapshot(all_waits)
+        # Then the states are exactly the pure waits, and the buckets (hourly and daily) their totals
+        assert_states_and_buckets_are_exact(pipeline, waits)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(posts=conversations(), seed=st.integers(0, 2**32 - 1))
+def test_states_that_change_version_by_version_give_exact_hourly_and_daily_buckets(
+    posts: list[Post], seed: int
+) -> None:
+    rng = random.Random(seed)
+    waits = expected_waits(posts, brand_directory(BRANDS))
+    table.get_resource.cache_clear()
+    table.get_table.cache_clear()
+    with mock_aws():
+        pipeline = Pipeline.create()
+        pipeline.add_brands(BRANDS)
+        measure = pipeline.consumers["MeasureFunction"].mapping.handler
+        aggregate = pipeline.consumers["AggregateFunction"].mapping.handler
+
+        # Given posts that arrive in rounds, each round measured (in any order and batches) before the next arrives,
+        # so that a conversation's state is written version after version, its waits moving between hours and days
+        arrivals = rng.sample(posts, len(posts))
+        delivered: set[str] = set()
+        while arrivals:
+            count = rng.randint(1, 3)
+            for post in arrivals[:count]:
+                pipeline.posts.put(post)
+            arrivals = arrivals[count:]
+            fresh = [
+                record
+                for record in pipeline.stream_records()
+                if record["dynamodb"]["Keys"]["sk"]["S"].startswith("POST#")
+                and record["dynamodb"]["SequenceNumber"] not in delivered
+            ]
+            delivered.update(record["dynamodb"]["SequenceNumber"] for record in fresh)
+            for batch in deliveries(fresh, rng, keep_item_order=False):
+                invoke(measure, batch)
+        state_records = [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
+
+        # When aggregate sees every version's change in stream order per item, redelivered, in any batches
+        for batch in deliveries(state_records, rng, keep_item_order=True):
+            invoke(aggregate, batch)
+
+        # Then the states are exactly the pure waits, and the buckets (hourly and daily) their totals
+        assert_states_and_buckets_are_exact(pipeline, waits)
+
+
+def assert_states_and_buckets_are_exact(pipeline: Pipeline, waits: dict[tuple[str, str, str], list[Wait]]) -> None:
+    for (channel, conversation_id, brand_id), expected in waits.items():
+        state = pipeline.conversations.get(channel, conversation_id, brand_id)
+        assert state is not None and state.waits == expected
+    # the hourly buckets are exactly the totals of those waits
+    all_waits = [wait for conversation_waits in waits.values() for wait in conversation_waits]
+    brands = [brand.id for brand in BRANDS]
+    assert stored_snapshot(pipeline.buckets, brands) == expected_snapshot(all_waits)
+    # and each daily bucket is exactly the sum of its day's hourly buckets
+    daily = stored_snapshot(pipeline.buckets, brands, Granularity.DAY)
+    assert daily == rolled_up_snapshot(stored_buckets(pipeline.buckets, brands))
+    assert daily == expected_snapshot(all_waits, Granularity.DAY)

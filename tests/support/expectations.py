@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from replyclock.dal.aggregates import BucketStore
-from replyclock.logic.aggregation import BucketKey, BucketTotals, totals_by_bucket
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, rolled_up, totals_by_bucket
 from replyclock.logic.waits import brands_in_conversation, compute_waits
 from replyclock.models.domain import Brand, Post, Wait
 from replyclock.services.measuring import BrandDirectory
@@ -47,15 +47,31 @@ def snapshot(buckets: Iterable[tuple[BucketKey, BucketTotals]]) -> Snapshot:
     return result
 
 
-def expected_snapshot(waits: Iterable[Wait]) -> Snapshot:
-    return snapshot(totals_by_bucket(waits).items())
+def expected_snapshot(waits: Iterable[Wait], granularity: Granularity = Granularity.HOUR) -> Snapshot:
+    """The buckets the waits make: hourly, or their daily roll-ups."""
+    hourly = totals_by_bucket(waits)
+    return snapshot((hourly if granularity is Granularity.HOUR else rolled_up(hourly)).items())
 
 
-def stored_snapshot(store: BucketStore, brand_ids: Iterable[str]) -> Snapshot:
-    found: list[tuple[BucketKey, BucketTotals]] = []
-    for brand_id in sorted(set(brand_ids)):
-        found.extend(store.query(brand_id, "0000", "9999"))
-    return snapshot(found)
+def stored_buckets(
+    store: BucketStore, brand_ids: Iterable[str], granularity: Granularity = Granularity.HOUR
+) -> list[tuple[BucketKey, BucketTotals]]:
+    """Every stored bucket of these brands, of one granularity (hourly ones through the hourly query callers use)."""
+    read = store.query if granularity is Granularity.HOUR else store.query_days
+    return [bucket for brand_id in sorted(set(brand_ids)) for bucket in read(brand_id, "0000", "9999")]
+
+
+def stored_snapshot(
+    store: BucketStore, brand_ids: Iterable[str], granularity: Granularity = Granularity.HOUR
+) -> Snapshot:
+    return snapshot(stored_buckets(store, brand_ids, granularity))
+
+
+def rolled_up_snapshot(buckets: Iterable[tuple[BucketKey, BucketTotals]]) -> Snapshot:
+    """Hourly buckets summed per day: what the daily buckets must hold."""
+    hourly = list(buckets)
+    assert all(key.granularity is Granularity.HOUR for key, _ in hourly)
+    return snapshot(rolled_up(dict(hourly)).items())
 
 
 def brand_directory(brands: Iterable[Brand]) -> BrandDirectory:

@@ -53,7 +53,7 @@ def test_waits_of_different_kinds_go_to_different_buckets() -> None:
 
     buckets = totals_by_bucket(waits)
 
-    assert {(key.kind, key.hour) for key in buckets} == {
+    assert {(key.kind, key.period) for key in buckets} == {
         (WaitKind.FIRST, "2026-11-18T10"),
         (WaitKind.NEXT, "2026-11-18T11"),
     }

@@ -5,14 +5,20 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from replyclock.logic.aggregation import BucketKey, BucketTotals
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, rolled_up
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.logic.metrics import (
+    DAY,
     MAX_POINTS,
+    ReadCost,
+    ReadPiece,
     TimeWindow,
     WindowError,
     aligned,
@@ -20,7 +26,7 @@ from replyclock.logic.metrics import (
     distribution,
     first_response_histogram,
     latency_stats,
-    projected_seconds,
+    read_plan,
     requested_window,
     segments,
     select,
@@ -273,6 +279,173 @@ def test_segments_double_in_length_and_cover_the_window_exactly() -> None:
     assert all(before.end == after.start for before, after in zip(pieces, pieces[1:], strict=False))
 
 
-def test_projection_extrapolates_the_cost_per_hour_read() -> None:
-    assert projected_seconds(elapsed=2.0, hours_done=24, hours_left=48) == pytest.approx(6.0)
-    assert projected_seconds(elapsed=0.0, hours_done=0, hours_left=100) == 0.0
+def test_projection_extrapolates_each_granularity_from_its_own_cost_per_period() -> None:
+    cost = ReadCost()
+    hours = ReadPiece(TimeWindow(datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)), HOURLY)
+    days = ReadPiece(TimeWindow(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)), DAILY)
+
+    # Nothing read yet: nothing to extrapolate from
+    assert cost.projected_seconds([hours, days]) == 0.0 and cost.affordable_days(20.0) == 1
+    cost.record(hours, 1.2)
+    assert cost.projected_seconds([hours, days]) == pytest.approx(1.2)  # 12 h at 0.1 s; days still unknown
+    assert cost.affordable_days(24.0) == 10  # 2.4 s per day of hourly buckets
+    cost.record(ReadPiece(TimeWindow(days.window.start, days.window.start + DAY), DAILY), 0.5)
+    assert cost.projected_seconds([hours, days]) == pytest.approx(1.2 + 8 * 0.5)
+    assert cost.affordable_days(24.0) == 48  # now at what a day of daily buckets costs
+
+
+HOURLY, DAILY = Granularity.HOUR, Granularity.DAY
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def covered(pieces: list[ReadPiece]) -> list[tuple[datetime, datetime, Granularity]]:
+    return [(piece.window.start, piece.window.end, piece.granularity) for piece in pieces]
+
+
+def test_read_plan_reads_whole_days_from_daily_buckets_and_the_partial_days_from_hourly_ones() -> None:
+    window = TimeWindow(datetime(2026, 8, 27, 12, tzinfo=UTC), datetime(2026, 11, 25, 12, tzinfo=UTC))
+
+    pieces = read_plan(window, date(1970, 1, 1))
+
+    hourly = [piece for piece in pieces if piece.granularity is HOURLY]
+    daily = [piece for piece in pieces if piece.granularity is DAILY]
+    assert covered(hourly) == [
+        (window.start, datetime(2026, 8, 28, tzinfo=UTC), HOURLY),
+        (datetime(2026, 11, 25, tzinfo=UTC), window.end, HOURLY),
+    ]
+    assert pieces == hourly + daily  # the edges first, then the days
+    assert [piece.periods for piece in daily] == [1, 2, 4, 8, 16, 32, 26]
+    assert daily[0].window.start == datetime(2026, 8, 28, tzinfo=UTC) and daily[-1].window.end == hourly[1].window.start
+    assert daily[0].period_range() == ("2026-08-28", "2026-08-28")
+    assert daily[-1].period_range() == ("2026-10-30", "2026-11-24")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        # No whole day inside: hours only
+        (NOV + timedelta(hours=10), NOV + timedelta(days=1, hours=9), [(10, 33, HOURLY)]),
+        # Exactly one day
+        (NOV, NOV + DAY, [(0, 24, DAILY)]),
+        # A day and one hour on either side
+        (NOV - timedelta(hours=1), NOV + timedelta(hours=25), [(-1, 0, HOURLY), (24, 25, HOURLY), (0, 24, DAILY)]),
+    ],
+)
+def test_read_plan_edges(start: datetime, end: datetime, expected: list[tuple[int, int, Granularity]]) -> None:
+    pieces = read_plan(TimeWindow(start, end), date(1970, 1, 1))
+
+    assert covered(pieces) == [
+        (NOV + timedelta(hours=first), NOV + timedelta(hours=last), granularity)
+        for first, last, granularity in expected
+    ]
+
+
+def test_read_plan_reads_hours_only_without_daily_buckets_and_before_daily_from() -> None:
+    window = TimeWindow(NOV, NOV + timedelta(days=10))
+
+    assert read_plan(window, None) == [ReadPiece(piece, HOURLY) for piece in segments(window)]
+    assert covered(read_plan(window, date(2026, 11, 4))) == [
+        (NOV, NOV + DAY, HOURLY),
+        (NOV + DAY, NOV + timedelta(days=3), HOURLY),
+        (NOV + timedelta(days=3), NOV + timedelta(days=4), DAILY),
+        (NOV + timedelta(days=4), NOV + timedelta(days=6), DAILY),
+        (NOV + timedelta(days=6), NOV + timedelta(days=10), DAILY),
+    ]
+    assert read_plan(window, date(2026, 11, 11)) == read_plan(window, None)
+    assert read_plan(TimeWindow(NOV, NOV), date(1970, 1, 1)) == []
+
+
+def test_a_daily_bucket_cannot_make_hourly_points() -> None:
+    key, totals = bucket("2026-11-18T00", [60])
+    window = TimeWindow(datetime(2026, 11, 18, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC))
+
+    daily = list(rolled_up({key: totals}).items())
+
+    assert timeseries(daily, Clock.CALENDAR, window, Interval.DAY)[0].mentions == 1
+    with pytest.raises(ValueError, match="day bucket"):
+        timeseries(daily, Clock.CALENDAR, window, Interval.HOUR)
+
+
+# Five days of hourly buckets from here; windows may start and end a little outside them.
+DATA_START = datetime(2026, 11, 15, tzinfo=UTC)
+DATA_HOURS = 5 * 24
+
+
+@st.composite
+def hourly_buckets(draw: st.DrawFn) -> dict[BucketKey, BucketTotals]:
+    """Random hourly buckets; latencies in quarter seconds, so that float sums are exact in any order."""
+    found: dict[BucketKey, BucketTotals] = {}
+    for _ in range(draw(st.integers(0, 40))):
+        hour = DATA_START + timedelta(hours=draw(st.integers(0, DATA_HOURS - 1)))
+        latencies = [quarters / 4 for quarters in draw(st.lists(st.integers(0, 400_000), max_size=4))]
+        key, totals = bucket(
+            Granularity.HOUR.label(hour),
+            latencies,
+            kind=draw(st.sampled_from(WaitKind)),
+            channel=draw(st.sampled_from(["x", "reddit"])),
+            priority=draw(st.sampled_from([Priority.URGENT, Priority.LOW])),
+            open_waits=draw(st.integers(0, 2)),
+            met=draw(st.integers(0, len(latencies))),
+            at_risk=draw(st.integers(0, 1)),
+            business=[value / 2 for value in latencies],
+        )
+        found.setdefault(key, BucketTotals()).merge(totals)
+    return found
+
+
+def stored(buckets: dict[BucketKey, BucketTotals], piece: ReadPiece) -> Iterable[tuple[BucketKey, BucketTotals]]:
+    """What BucketStore.query / query_days answer for a piece: its granularity's buckets whose period lies in it."""
+    first, last = piece.period_range()
+    return [
+        (key, totals)
+        for key, totals in buckets.items()
+        if key.granularity is piece.granularity and first <= key.period <= last
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hourly=hourly_buckets(),
+    start_hour=st.integers(-30, DATA_HOURS + 5),
+    hours=st.integers(0, DATA_HOURS + 40),
+    daily_from=st.one_of(st.none(), st.integers(-2, 7).map(lambda days: (DATA_START + timedelta(days=days)).date())),
+    channel=st.sampled_from([None, "x"]),
+    clock=st.sampled_from(Clock),
+)
+def test_daily_and_hourly_buckets_give_exactly_the_figures_of_hourly_buckets_alone(
+    hourly: dict[BucketKey, BucketTotals],
+    start_hour: int,
+    hours: int,
+    daily_from: date | None,
+    channel: str | None,
+    clock: Clock,
+) -> None:
+    # Given hourly buckets and their daily roll-ups, stored side by side
+    table = hourly | rolled_up(hourly)
+    window = TimeWindow(DATA_START + timedelta(hours=start_hour), DATA_START + timedelta(hours=start_hour + hours))
+
+    # When a window is read as planned (daily buckets for its whole days), and hour by hour
+    def read(window: TimeWindow, daily_from: date | None) -> list[tuple[BucketKey, BucketTotals]]:
+        found = [bucket for piece in read_plan(window, daily_from) for bucket in stored(table, piece)]
+        return list(select(found, channel, None))
+
+    planned, hour_by_hour = read(window, daily_from), read(window, None)
+
+    # Then the summary and the distribution are identical
+    assert summarize(planned, clock) == summarize(hour_by_hour, clock)
+    assert distribution(first_response_histogram(planned, clock)) == distribution(
+        first_response_histogram(hour_by_hour, clock)
+    )
+    # and so is a daily time series over the window widened to whole days
+    days = aligned(window, DAY)
+    assert timeseries(read(days, daily_from), clock, days, Interval.DAY) == timeseries(
+        read(days, None), clock, days, Interval.DAY
+    )
+    # and every hourly bucket of the window was counted once
+    assert summarize(hour_by_hour, clock).mentions == sum(
+        totals.counters["waits"]
+        for key, totals in hourly.items()
+        if key.kind is WaitKind.FIRST
+        and (channel is None or key.channel == channel)
+        and window.start <= key.starts_at < window.end
+    )

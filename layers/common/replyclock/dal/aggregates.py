@@ -1,5 +1,7 @@
-"""Hourly aggregate buckets: counters and histogram bins that DynamoDB ADD merges.
+"""Aggregate buckets, hourly and daily: counters and histogram bins that DynamoDB ADD merges.
 
+Hourly buckets have sort keys "H#<YYYY-MM-DDTHH>#<kind>#<channel>#<priority>", their daily
+roll-ups "D#<YYYY-MM-DD>#<kind>#<channel>#<priority>", in the same partition "AGG#<brand>".
 Each bucket also keeps, per conversation state that ever changed it, the last state
 version it has applied (a *guard*). A delta is added only together with moving its
 guard forward, in one conditional UpdateItem, so a redelivered stream record can never
@@ -19,7 +21,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from replyclock.dal.table import get_resource, get_table, to_decimal, translate
-from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals
+from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Priority, WaitKind
 
@@ -29,6 +31,8 @@ GUARD_PREFIX = "g_"
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
 _BATCH_GET_LIMIT = 100
+_SORT_KEY_PREFIX = {Granularity.HOUR: "H", Granularity.DAY: "D"}
+_GRANULARITY_OF_PREFIX = {prefix: granularity for granularity, prefix in _SORT_KEY_PREFIX.items()}
 
 
 def guard_name(source_key: str) -> str:
@@ -50,12 +54,23 @@ def _guard_time(value: str) -> int:
 
 
 def bucket_item_key(key: BucketKey) -> dict[str, str]:
-    return {"pk": f"AGG#{key.brand_id}", "sk": f"H#{key.hour}#{key.kind.value}#{key.channel}#{key.priority.value}"}
+    prefix = _SORT_KEY_PREFIX[key.granularity]
+    return {
+        "pk": f"AGG#{key.brand_id}",
+        "sk": f"{prefix}#{key.period}#{key.kind.value}#{key.channel}#{key.priority.value}",
+    }
 
 
 def bucket_key_from_item(item: Mapping[str, Any]) -> BucketKey:
-    _, hour, kind, channel, priority = str(item["sk"]).split("#", 4)
-    return BucketKey(str(item["pk"]).removeprefix("AGG#"), hour, WaitKind(kind), channel, Priority(priority))
+    prefix, period, kind, channel, priority = str(item["sk"]).split("#", 4)
+    return BucketKey(
+        str(item["pk"]).removeprefix("AGG#"),
+        period,
+        WaitKind(kind),
+        channel,
+        Priority(priority),
+        _GRANULARITY_OF_PREFIX[prefix],
+    )
 
 
 def totals_from_item(item: Mapping[str, Any]) -> BucketTotals:
@@ -144,8 +159,10 @@ class BucketStore:
                 conditions.append(f"#g{position} = :r{position}")
             else:
                 conditions.append(f"attribute_not_exists(#g{position})")
+        key = write.key
         for position, (attribute, value) in enumerate(
-            (("item_type", BUCKET_ITEM_TYPE), ("brand_id", write.key.brand_id), ("hour", write.key.hour))
+            # "hour" (hourly buckets) or "day" (daily buckets): the period, for people reading the table.
+            (("item_type", BUCKET_ITEM_TYPE), ("brand_id", key.brand_id), (key.granularity.value, key.period))
         ):
             names[f"#k{position}"] = attribute
             values[f":k{position}"] = value
@@ -159,7 +176,7 @@ class BucketStore:
             expression += " REMOVE " + ", ".join(f"#x{position}" for position in range(len(write.guards_expired)))
         try:
             self._table.update_item(
-                Key=bucket_item_key(write.key),
+                Key=bucket_item_key(key),
                 UpdateExpression=expression,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
@@ -169,8 +186,18 @@ class BucketStore:
             raise translate(error) from error
 
     def query(self, brand_id: str, first_hour: str, last_hour: str) -> list[tuple[BucketKey, BucketTotals]]:
-        """Buckets of a brand whose hour lies in [first_hour, last_hour]; reads aggregates only."""
-        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"H#{first_hour}", f"H#{last_hour}#~")
+        """Hourly buckets of a brand whose hour lies in [first_hour, last_hour]; reads aggregates only."""
+        return self._query(brand_id, Granularity.HOUR, first_hour, last_hour)
+
+    def query_days(self, brand_id: str, first_day: str, last_day: str) -> list[tuple[BucketKey, BucketTotals]]:
+        """Daily buckets of a brand whose UTC day ("YYYY-MM-DD") lies in [first_day, last_day]."""
+        return self._query(brand_id, Granularity.DAY, first_day, last_day)
+
+    def _query(
+        self, brand_id: str, granularity: Granularity, first: str, last: str
+    ) -> list[tuple[BucketKey, BucketTotals]]:
+        prefix = _SORT_KEY_PREFIX[granularity]
+        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
         query: dict[str, Any] = {"KeyConditionExpression": condition}
         found: list[tuple[BucketKey, BucketTotals]] = []
         while True:

@@ -1,17 +1,18 @@
-"""Hourly aggregate buckets and the exact deltas that conversation-state changes make to them.
+"""Aggregate buckets and the exact deltas that conversation-state changes make to them.
 
 A bucket sums the waits of one (brand, channel, priority, kind) that started in one
-UTC hour: counters plus a latency histogram per clock. Buckets are only ever changed
-by adding deltas (DynamoDB ADD), so buckets from any hours, channels or shards merge
-by addition.
+UTC hour, or in one UTC day (a daily roll-up: the sum of that day's hourly buckets):
+counters plus a latency histogram per clock. Buckets are only ever changed by adding
+deltas (DynamoDB ADD), so buckets from any periods, channels or shards merge by addition.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Clock, ConversationState, Priority, Wait, WaitKind, WaitStatus
@@ -19,21 +20,53 @@ from replyclock.models.domain import Clock, ConversationState, Priority, Wait, W
 COUNTER_NAMES = ("waits", "responded", "met", "breached", "at_risk", "open")
 
 
+class Granularity(StrEnum):
+    """The length of a bucket's period: a UTC hour or a UTC day."""
+
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def length(self) -> timedelta:
+        return _LENGTHS[self]
+
+    def label(self, moment: datetime) -> str:
+        """The period that holds a moment: "YYYY-MM-DDTHH" for an hour, "YYYY-MM-DD" for a day (UTC)."""
+        return moment.astimezone(UTC).strftime(_LABEL_FORMATS[self])
+
+    def start_of(self, label: str) -> datetime:
+        return datetime.strptime(label, _LABEL_FORMATS[self]).replace(tzinfo=UTC)
+
+
+_LENGTHS = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
+_LABEL_FORMATS = {Granularity.HOUR: "%Y-%m-%dT%H", Granularity.DAY: "%Y-%m-%d"}
+
+
 def hour_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    return Granularity.HOUR.label(moment)
 
 
 @dataclass(frozen=True, order=True)
 class BucketKey:
     brand_id: str
-    hour: str  # UTC, "YYYY-MM-DDTHH"
+    period: str  # the UTC hour ("YYYY-MM-DDTHH") or day ("YYYY-MM-DD") its waits started in
     kind: WaitKind
     channel: str
     priority: Priority
+    granularity: Granularity = Granularity.HOUR
 
     @classmethod
     def of(cls, wait: Wait) -> BucketKey:
+        """The hourly bucket of a wait."""
         return cls(wait.brand_id, hour_of(wait.started_at), wait.kind, wait.channel, wait.priority)
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.granularity.start_of(self.period)
+
+    def day(self) -> BucketKey:
+        """The daily bucket this bucket rolls up into (itself for a daily bucket)."""
+        return replace(self, period=self.period[:10], granularity=Granularity.DAY)
 
 
 @dataclass
@@ -101,3 +134,11 @@ def state_delta(old: ConversationState | None, new: ConversationState | None) ->
     for key, old_totals in totals_by_bucket(old.waits if old else []).items():
         deltas.setdefault(key, BucketTotals()).merge(old_totals.negated())
     return {key: delta for key, delta in deltas.items() if not delta.is_zero}
+
+
+def rolled_up(buckets: Mapping[BucketKey, BucketTotals]) -> dict[BucketKey, BucketTotals]:
+    """Hourly totals (or deltas) summed per daily bucket; sums that cancel out (a wait moved within its day) drop."""
+    days: dict[BucketKey, BucketTotals] = {}
+    for key, totals in buckets.items():
+        days.setdefault(key.day(), BucketTotals()).merge(totals)
+    return {key: totals for key, totals in days.items() if not totals.is_zero}

@@ -1,8 +1,10 @@
-"""Metrics from hourly aggregate buckets: summaries, time series and latency distributions.
+"""Metrics from aggregate buckets: summaries, time series and latency distributions.
 
-Pure: the API reads the buckets of a window with one query and hands them here. Buckets
-merge by addition (counters and histogram bins), so any set of hours, channels and
-priorities folds into one set of figures; percentiles come from the merged histogram.
+Pure: the API reads the buckets of a window (see read_plan) and hands them here. Buckets
+merge by addition (counters and histogram bins), so any set of hours, days, channels and
+priorities folds into one set of figures; percentiles come from the merged histogram. A
+daily bucket is the sum of its day's hourly buckets, so a window's whole UTC days can be
+read from daily buckets and its partial days from hourly ones, with the same figures.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from replyclock.logic.aggregation import BucketKey, BucketTotals
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.api import (
     DistributionBand,
@@ -70,7 +72,11 @@ class TimeWindow:
 
     def hour_range(self) -> tuple[str, str]:
         """First and last bucket hour ("YYYY-MM-DDTHH") inside the window; the window must not be empty."""
-        return _hour_label(self.start), _hour_label(self.end - timedelta(microseconds=1))
+        return self.period_range(Granularity.HOUR)
+
+    def period_range(self, granularity: Granularity) -> tuple[str, str]:
+        """First and last bucket period (hour or day) inside the window; the window must not be empty."""
+        return granularity.label(self.start), granularity.label(self.end - timedelta(microseconds=1))
 
     def to_model(self) -> Window:
         return Window(from_=self.start, to=self.end, hours=self.hours)
@@ -114,9 +120,79 @@ def segments(window: TimeWindow, first: timedelta = DAY) -> list[TimeWindow]:
     return pieces
 
 
-def projected_seconds(elapsed: float, hours_done: int, hours_left: int) -> float:
-    """Time to read the whole window, assuming the rest costs what the part read so far cost per hour."""
-    return elapsed + (elapsed / hours_done) * hours_left if hours_done else 0.0
+@dataclass(frozen=True)
+class ReadPiece:
+    """A part of a window and the buckets that cover it: hourly ones, or daily ones (then it is whole UTC days)."""
+
+    window: TimeWindow
+    granularity: Granularity
+
+    @property
+    def periods(self) -> int:
+        return (self.window.end - self.window.start) // self.granularity.length
+
+    def period_range(self) -> tuple[str, str]:
+        return self.window.period_range(self.granularity)
+
+
+def read_plan(window: TimeWindow, daily_from: date | None) -> list[ReadPiece]:
+    """The pieces in which to read an hour-aligned window's buckets.
+
+    Its whole UTC days from `daily_from` on are read from daily buckets (with None, no day is); the rest from
+    hourly buckets: the partial days at its edges (under a day each) and any days before `daily_from`. Hourly
+    pieces come first, daily ones last; a stretch longer than a day is cut into pieces that double in length
+    (segments), so that after each piece the cost of the rest can be projected (ReadCost).
+    """
+    if window.is_empty:
+        return []
+    days = _whole_days(window, daily_from)
+    if days is None:
+        hourly = [window]
+    else:
+        edges = (TimeWindow(window.start, days.start), TimeWindow(days.end, window.end))
+        hourly = [edge for edge in edges if not edge.is_empty]
+    pieces = [ReadPiece(piece, Granularity.HOUR) for stretch in hourly for piece in segments(stretch)]
+    if days is not None:
+        pieces.extend(ReadPiece(piece, Granularity.DAY) for piece in segments(days))
+    return pieces
+
+
+def _whole_days(window: TimeWindow, daily_from: date | None) -> TimeWindow | None:
+    if daily_from is None:
+        return None
+    first = max(_ceil(window.start, DAY), datetime(daily_from.year, daily_from.month, daily_from.day, tzinfo=UTC))
+    last = _floor(window.end, DAY)
+    return TimeWindow(first, last) if first < last else None
+
+
+@dataclass
+class ReadCost:
+    """The time spent and the periods read so far, per granularity: what projects the cost of the rest of a plan.
+
+    Hourly and daily buckets cost differently per period (a day of hourly buckets is up to 24 items, a day of
+    daily ones one bigger item), so each granularity is projected from its own pieces only; one not read yet
+    counts as free, which is why a plan starts each granularity with a piece of at most a day.
+    """
+
+    seconds: dict[Granularity, float] = field(default_factory=lambda: dict.fromkeys(Granularity, 0.0))
+    periods: dict[Granularity, int] = field(default_factory=lambda: dict.fromkeys(Granularity, 0))
+
+    def record(self, piece: ReadPiece, seconds: float) -> None:
+        self.seconds[piece.granularity] += seconds
+        self.periods[piece.granularity] += piece.periods
+
+    def seconds_per_period(self, granularity: Granularity) -> float:
+        periods = self.periods[granularity]
+        return self.seconds[granularity] / periods if periods else 0.0
+
+    def projected_seconds(self, pieces: Iterable[ReadPiece]) -> float:
+        """Time to read these pieces, at what pieces of the same granularity cost per period so far."""
+        return sum(piece.periods * self.seconds_per_period(piece.granularity) for piece in pieces)
+
+    def affordable_days(self, budget: float) -> int:
+        """About how many days of buckets `budget` seconds read, at the cost seen so far (at least 1)."""
+        per_day = self.seconds_per_period(Granularity.DAY) or self.seconds_per_period(Granularity.HOUR) * 24
+        return max(1, int(budget / per_day)) if per_day else 1
 
 
 def select(
@@ -167,16 +243,21 @@ def summarize(buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock) -
 def timeseries(
     buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock, window: TimeWindow, interval: Interval
 ) -> list[TimeseriesPoint]:
-    """One point per interval of an aligned window, in order; intervals without buckets are zero points."""
+    """One point per interval of an aligned window, in order; intervals without buckets are zero points.
+
+    Hourly buckets fit either interval, daily buckets only interval=day.
+    """
     step = _STEPS[interval]
     starts = _interval_starts(window, step)
     accumulators = {start: _Accumulator(clock) for start in starts}
-    hour_starts: dict[str, datetime] = {}
+    period_starts: dict[str, datetime] = {}
     for key, totals in buckets:
-        hour_start = hour_starts.get(key.hour)
-        if hour_start is None:
-            hour_start = hour_starts[key.hour] = _parse_hour(key.hour)
-        accumulator = accumulators.get(_floor(hour_start, step))
+        if key.granularity.length > step:
+            raise ValueError(f"a {key.granularity} bucket cannot be split into {interval} points")
+        period_start = period_starts.get(key.period)
+        if period_start is None:
+            period_start = period_starts[key.period] = key.starts_at
+        accumulator = accumulators.get(_floor(period_start, step))
         if accumulator is not None:
             accumulator.add(key, totals)
     return [
@@ -265,14 +346,6 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def _hour_label(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
-
-
-def _parse_hour(label: str) -> datetime:
-    return datetime.strptime(label, "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:

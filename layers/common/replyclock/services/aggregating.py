@@ -1,4 +1,8 @@
-"""aggregate: add the exact delta of each conversation-state change to its hourly buckets, once."""
+"""aggregate: add the exact delta of each conversation-state change to its hourly and daily buckets, once.
+
+Daily buckets are roll-ups: each hourly delta is also added to the bucket of its UTC day, through the
+same guarded write (one UpdateItem per touched bucket per batch), so both stay exact under redelivery.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from replyclock.dal.aggregates import (
     guard_version,
 )
 from replyclock.dal.table import ConditionFailed, StoreError
-from replyclock.logic.aggregation import BucketKey, BucketTotals, state_delta
+from replyclock.logic.aggregation import BucketKey, BucketTotals, rolled_up, state_delta
 from replyclock.models.domain import ConversationState
 
 MAX_ATTEMPTS = 5
@@ -34,7 +38,8 @@ class StateChange:
     deltas: dict[BucketKey, BucketTotals] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "deltas", state_delta(self.old, self.new))
+        hourly = state_delta(self.old, self.new)
+        object.__setattr__(self, "deltas", hourly | rolled_up(hourly))
 
 
 @dataclass

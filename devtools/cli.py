@@ -1,0 +1,431 @@
+"""`replyclock`: run the whole service on this machine, or backtest an export through it.
+
+    replyclock run [--replay FILE [--format twcs|jsonl]] [--port 3000] [--speed 12]
+    replyclock replay FILE [--format twcs|jsonl] [--sla-seconds 3600] [--json]
+    replyclock demo OUT.jsonl
+
+Both commands start the local stack (devtools.localstack): moto in server mode on
+127.0.0.1, the template's resources, its functions in their own processes, their stream
+mappings, schedules and HTTP API. Heavy imports happen inside the commands, so that
+`replyclock --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devtools.localstack.console import Console
+    from devtools.localstack.schedules import ScheduleRun
+    from devtools.localstack.stack import LocalStack
+    from replyclock.models.domain import Brand, Post
+    from replyclock.models.sources import Source
+
+SOURCE_ID = "local-replay"
+DEFAULT_SLA_SECONDS = 3600
+# The API refuses windows longer than this (the MaxWindowDays parameter's MaxValue).
+LONGEST_WINDOW_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export file, read with the replay connector's own parsers."""
+
+    path: Path
+    format: str
+    posts: list[Post]
+    rejected: int
+
+    @property
+    def brand_ids(self) -> list[str]:
+        return sorted({post.brand_id for post in self.posts if post.brand_id})
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        """Whole UTC hours covering every post: the span a summary of the file must cover."""
+        first = min(post.created_at for post in self.posts).replace(minute=0, second=0, microsecond=0)
+        last = max(post.created_at for post in self.posts).replace(minute=0, second=0, microsecond=0)
+        return first, last + timedelta(hours=1)
+
+    @property
+    def window_days(self) -> int:
+        first, last = self.window
+        return max(1, math.ceil((last - first) / timedelta(days=1)))
+
+
+def export_format(path: Path, given: str | None) -> str:
+    if given:
+        return given
+    if path.suffix.lower() == ".csv":
+        return "twcs"
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return "jsonl"
+    raise SystemExit(f"cannot tell the format of {path}: pass --format twcs or --format jsonl")
+
+
+def read_export(path: Path, given_format: str | None) -> Export:
+    from replyclock.connectors.replay import jsonl_entries, twcs_entries
+    from replyclock.models.domain import Post
+
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    kind = export_format(path, given_format)
+    text = path.read_bytes().decode("utf-8-sig")
+    entries = twcs_entries(text) if kind == "twcs" else jsonl_entries(text)
+    posts = [entry for entry in entries if isinstance(entry, Post)]
+    if not posts:
+        raise SystemExit(f"{path} holds no post the {kind} reader accepts")
+    return Export(path.resolve(), kind, posts, len(entries) - len(posts))
+
+
+def backtest_brands(brand_ids: list[str], sla_seconds: int) -> list[Brand]:
+    """Each brand with one calendar-clock policy of `sla_seconds` for every priority."""
+    from replyclock.models.domain import Brand, Clock, SLAPolicy, SLATargets
+
+    targets = SLATargets(urgent=sla_seconds, high=sla_seconds, normal=sla_seconds, low=sla_seconds)
+    policy = SLAPolicy(version=1, targets=targets, clock=Clock.CALENDAR)
+    return [Brand(id=brand_id, name=brand_id, sla_policies=[policy]) for brand_id in brand_ids]
+
+
+def replay_source(export: Export) -> Source:
+    from replyclock.models.sources import Source, SourceKind
+
+    return Source(id=SOURCE_ID, kind=SourceKind.REPLAY, replay_uri=str(export.path), replay_format=export.format)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+def progress_text(stack: LocalStack, total: int, label: str) -> str:
+    from devtools.localstack.console import bar
+
+    measuring = stack.post_consumers()
+    stored = max((poller.mapping.report.matched for poller in measuring), default=0)
+    measured = max((poller.mapping.report.delivered + poller.mapping.report.parked for poller in measuring), default=0)
+    later = [poller for poller in stack.pollers.pollers if poller not in measuring]
+    aggregated = sum(poller.mapping.report.delivered for poller in later)
+    return (
+        f"{label} {bar(measured, total)}  {stored}/{total} posts stored · {measured} measured"
+        f" · {aggregated} state changes aggregated"
+    )
+
+
+def replay_with_progress(
+    stack: LocalStack, console: Console, total: int, label: str, ingest: Callable[[], Any], timeout: float
+) -> None:
+    """Run `ingest` (in a thread), show progress until it returns and the stream has drained."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ingest()
+        except BaseException as error:  # noqa: BLE001 - reported by the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="ingest", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        console.progress(progress_text(stack, total, label))
+        thread.join(0.2)
+    if failure:
+        console.end_progress()
+        raise failure[0]
+    stack.wait_until_drained(timeout, progress=lambda: console.progress(progress_text(stack, total, label)))
+    console.end_progress(progress_text(stack, total, label))
+
+
+def summaries(stack: LocalStack, brand_ids: list[str], window: tuple[datetime, datetime] | None) -> dict[str, Any]:
+    """GET /metrics/summary for each brand, through the local HTTP API (the api function)."""
+    result = {}
+    for brand_id in brand_ids:
+        query = {"brand": brand_id}
+        if window is not None:
+            query.update({"from": iso(window[0]), "to": iso(window[1])})
+        status, body = stack.get_json("/metrics/summary", query)
+        if status != 200:
+            raise RuntimeError(f"GET /metrics/summary?brand={brand_id} answered {status}: {body}")
+        result[brand_id] = body
+    return result
+
+
+def print_summary_table(console: Console, summaries_by_brand: dict[str, Any]) -> None:
+    from devtools.localstack.console import SUMMARY_COLUMNS, summary_rows, table
+
+    console.print(table(SUMMARY_COLUMNS, summary_rows(summaries_by_brand)))
+
+
+# --- replyclock run --------------------------------------------------------------------------
+
+
+class _AlertPrinter:
+    """Prints alerts as they are published, at most a few per second (a replay of old data breaches many)."""
+
+    def __init__(self, console: Console, per_second: int = 4) -> None:
+        self._console = console
+        self._per_second = per_second
+        self._window = 0.0
+        self._printed = 0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, subject: str, body: dict[str, Any]) -> None:
+        from devtools.localstack.console import duration
+
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window >= 1.0:
+                if self._held:
+                    self._console.print(f"  … and {self._held} more alert(s)")
+                self._window, self._printed, self._held = now, 0, 0
+            if self._printed >= self._per_second:
+                self._held += 1
+                return
+            self._printed += 1
+        waited = duration(body.get("waited_seconds"))
+        target = duration(body.get("target_seconds"))
+        excerpt = str(body.get("post_excerpt") or "")[:60]
+        self._console.print(f"ALERT {subject} · waited {waited} of {target} · {excerpt}")
+
+
+def _schedule_reporter(console: Console) -> Callable[[ScheduleRun], None]:
+    def report(run: ScheduleRun) -> None:
+        if run.last_error is not None:
+            console.print(f"{run.schedule.name} failed: {run.last_error}")
+        elif isinstance(run.last_result, dict) and run.last_result.get("ingested"):
+            console.print(f"{run.schedule.name}: {run.last_result['ingested']} new post(s) stored")
+
+    return report
+
+
+def _access_logger(console: Console) -> Callable[[str, str, int, float], None]:
+    def log(method: str, path: str, status: int, seconds: float) -> None:
+        console.print(f"{method} {path} -> {status} ({seconds * 1000:.0f} ms)")
+
+    return log
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from devtools import demo
+    from devtools.localstack.console import Console
+    from devtools.localstack.stack import LocalStack, StackOptions, configure
+
+    console = Console()
+    started = time.monotonic()
+    overrides: dict[str, str] = {}
+    if args.replay:
+        export = read_export(Path(args.replay), args.format)
+        brands = backtest_brands(export.brand_ids, args.sla_seconds)
+        window: tuple[datetime, datetime] | None = export.window
+        days = max(export.window_days, math.ceil((datetime.now(UTC) - export.window[0]) / timedelta(days=1)))
+        overrides["MaxWindowDays"] = str(min(days, LONGEST_WINDOW_DAYS))
+        label = export.path.name
+    else:
+        dataset = demo.generate()
+        brands, window, label = dataset.brands, None, "demo"
+    options = StackOptions(
+        api_port=args.port,
+        speed=args.speed,
+        parameter_overrides=overrides,
+        log_dir=Path(args.logs) if args.logs else None,
+        access_log=_access_logger(console),
+        on_schedule_result=_schedule_reporter(console),
+        on_alert=_AlertPrinter(console),
+        on_poller_error=lambda function, error: console.print(f"stream poller of {function} stopped: {error}"),
+    )
+    stack = LocalStack(options)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        console.print("Starting ReplyClock locally (moto in server mode, no AWS account)…")
+        stack.start()
+        assert stack.log_dir is not None
+        if not args.replay:
+            export = read_export(dataset.write_jsonl(stack.log_dir / "demo.jsonl"), "jsonl")
+        configure(stack, brands, [replay_source(export)])
+        stack.start_schedules()
+        _print_banner(console, stack, export, brands)
+        replay_with_progress(
+            stack, console, len(export.posts), label, lambda: _first_scheduled_ingest(stack), args.timeout
+        )
+        console.print(f"Replayed {len(export.posts)} posts in {time.monotonic() - started:.1f} s. Per brand:")
+        print_summary_table(console, summaries(stack, [brand.id for brand in brands], window))
+        console.print(
+            "Sweeps keep running: at-risk and breach alerts print below as they happen. Ctrl-C stops everything."
+        )
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.end_progress()
+        console.print("Stopping…")
+    finally:
+        stack.stop()
+    console.print(f"Stopped. Function logs are in {stack.log_dir}")
+    return 0
+
+
+def _first_scheduled_ingest(stack: LocalStack) -> None:
+    """Wait for the replay source's schedule to finish its first complete poll (it fires at start)."""
+    while True:
+        run = next((r for r in stack.scheduler.runs.values() if r.schedule.source_id == SOURCE_ID), None)
+        if run is None:
+            raise RuntimeError(f"no schedule polls the source {SOURCE_ID}")
+        if run.last_error is not None and not run.running.is_set():
+            raise RuntimeError(run.last_error)
+        if isinstance(run.last_result, dict) and run.last_result.get("status") == "completed":
+            return
+        time.sleep(0.2)
+
+
+def _print_banner(console: Console, stack: LocalStack, export: Export, brands: list[Brand]) -> None:
+    example = brands[0].id if brands else "BRAND"
+    schedules = ", ".join(
+        f"{run.schedule.name} every {interval:g}s"
+        for run in stack.scheduler.runs.values()
+        if (interval := stack.scheduler.interval_of(run.schedule)) is not None
+    )
+    lines = [
+        f"  API        {stack.api_url}  e.g. curl '{stack.api_url}/metrics/summary?brand={example}'",
+        f"  API docs   {stack.api_url}/docs",
+        f"  AWS (moto) {stack.endpoint_url}  table {stack.table_name}",
+        f"  schedules  {schedules or 'none'}",
+        f"  logs       {stack.log_dir}/<Function>.log",
+        f"  data       {export.path} ({export.format}, {len(export.posts)} posts, brands: "
+        + ", ".join(brand.id for brand in brands[:8])
+        + (" …" if len(brands) > 8 else "")
+        + ")",
+    ]
+    if stack.not_emulated:
+        kinds = sorted({entry.split("(", 1)[1].rstrip(")") for entry in stack.not_emulated})
+        lines.append(f"  not run    {len(stack.not_emulated)} resource(s) of type {', '.join(kinds)}")
+    console.print("\n".join(lines))
+
+
+# --- replyclock replay -----------------------------------------------------------------------
+
+
+def command_replay(args: argparse.Namespace) -> int:
+    """Ingest FILE, drain the stream, print GET /metrics/summary per brand over the file's span.
+
+    The sweeper does not run: a mention the file never answers stays pending rather than
+    breached, so `sla` judges the answered waits (and compliance is met / (met + breached)).
+    """
+    from devtools.localstack.console import Console
+    from devtools.localstack.stack import LocalStack, StackOptions, configure
+
+    console = Console(sys.stderr)
+    export = read_export(Path(args.file), args.format)
+    if export.window_days > LONGEST_WINDOW_DAYS:
+        raise SystemExit(
+            f"{export.path} spans {export.window_days} days; the API summarizes at most {LONGEST_WINDOW_DAYS}"
+        )
+    overrides = {"MaxWindowDays": str(export.window_days)}
+    stack = LocalStack(StackOptions(api_port=args.port, parameter_overrides=overrides, log_dir=args.logs))
+    started = time.monotonic()
+    try:
+        stack.start()
+        brands = backtest_brands(export.brand_ids, args.sla_seconds)
+        configure(stack, brands, [replay_source(export)])
+        replay_with_progress(
+            stack, console, len(export.posts), export.path.name, lambda: stack.ingest(SOURCE_ID), args.timeout
+        )
+        results = summaries(stack, export.brand_ids, export.window)
+        parked = stack.parked()
+    finally:
+        stack.stop()
+    console.print(
+        f"{len(export.posts)} posts, {len(results)} brands, {time.monotonic() - started:.1f} s"
+        f" (function logs: {stack.log_dir})"
+    )
+    if args.json:
+        for brand_id, summary in results.items():
+            print(json.dumps({"brand": brand_id, "summary": summary}), flush=True)
+    else:
+        print_summary_table(Console(), results)
+    if parked:
+        console.print(f"warning: {parked} stream record(s) exhausted their retries and were parked; see the logs")
+        return 3
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from devtools import demo
+
+    dataset = demo.generate()
+    path = dataset.write_jsonl(Path(args.out))
+    print(f"{len(dataset.posts)} posts of {', '.join(b.id for b in dataset.brands)} written to {path}")
+    return 0
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="replyclock", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the whole service locally (a demo dataset unless --replay)")
+    run.add_argument("--replay", metavar="FILE", help="replay this export instead of the demo dataset")
+    run.add_argument("--format", choices=("twcs", "jsonl"), help="the export's format (default: from its suffix)")
+    run.add_argument("--port", type=int, default=3000, help="HTTP API port on 127.0.0.1 (default 3000, 0: any)")
+    run.add_argument("--speed", type=float, default=12.0, help="run rate schedules this many times faster (default 12)")
+    run.add_argument(
+        "--sla-seconds", type=_positive_int, default=DEFAULT_SLA_SECONDS, help="--replay brands' SLA (default 3600)"
+    )
+    run.add_argument("--logs", metavar="DIR", help="write function logs here (default: a new temporary directory)")
+    run.add_argument("--timeout", type=float, default=900.0, help="longest wait for the replay, in seconds")
+    run.set_defaults(command=command_run)
+
+    replay = commands.add_parser("replay", help="backtest an export: one summary per brand over the file's span")
+    replay.add_argument("file", metavar="FILE")
+    replay.add_argument("--format", choices=("twcs", "jsonl"), help="the export's format (default: from its suffix)")
+    replay.add_argument(
+        "--sla-seconds",
+        type=_positive_int,
+        default=DEFAULT_SLA_SECONDS,
+        help="every brand's target for every priority, calendar clock (default 3600)",
+    )
+    replay.add_argument("--json", action="store_true", help='one JSON line per brand: {"brand", "summary"}')
+    replay.add_argument("--port", type=int, default=0, help="HTTP API port on 127.0.0.1 (default: any free one)")
+    replay.add_argument("--logs", type=Path, metavar="DIR", help="write function logs here")
+    replay.add_argument("--timeout", type=float, default=900.0, help="longest wait for the stream to drain, s")
+    replay.set_defaults(command=command_replay)
+
+    demo = commands.add_parser("demo", help="write the demo dataset as JSONL")
+    demo.add_argument("out", metavar="OUT")
+    demo.set_defaults(command=command_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    return command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

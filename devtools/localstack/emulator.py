@@ -1,0 +1,88 @@
+"""moto in server mode, in this process, and the environment that points every boto3 client at it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from devtools.localstack.cloudformation import REGION
+
+# Fake credentials (as moto asks), a fixed region, no profile. AWS_ACCOUNT_ID_ENDPOINT_MODE
+# keeps botocore from routing calls to account-based endpoints.
+CLIENT_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+# Variables that would make a client reach a real account or read a real profile.
+_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ROLE_ARN")
+
+
+class Emulator:
+    """moto's ThreadedMotoServer on 127.0.0.1 (a free port unless one is given)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._server: object | None = None
+        self.endpoint_url = ""
+
+    def start(self) -> str:
+        # The speedups patch moto's classes, so they must run in the process that hosts the server.
+        from devtools import moto_speedups
+        from devtools.localstack import moto_json
+
+        moto_speedups.install()
+        moto_json.install()
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs one line per request; the local stack makes hundreds per second.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        self._server = server
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        # Forget every resource, so a later emulator (or mock_aws) in this process starts empty.
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except OSError:
+            pass
+        self._server.stop()  # type: ignore[attr-defined]
+        self._server = None
+        from devtools.localstack import moto_json
+
+        # Leave moto as this process found it (tests run mock_aws after a local stack).
+        moto_json.uninstall()
+
+    def client_environment(self) -> dict[str, str]:
+        return {**CLIENT_ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint_url}
+
+
+@contextmanager
+def environment(variables: Mapping[str, str], remove: tuple[str, ...] = _REMOVED) -> Iterator[None]:
+    """os.environ with these variables set (and the profile ones removed), restored afterwards."""
+    saved = {name: os.environ.get(name) for name in (*variables, *remove)}
+    for name in remove:
+        os.environ.pop(name, None)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

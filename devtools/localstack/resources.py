@@ -1,0 +1,194 @@
+"""Create the template's tables, queues, topics and buckets in the emulator, from their own definitions.
+
+Each creator reads the resource's Properties (resolved by the Stack) and calls the API
+CloudFormation would call; it records what Ref and Fn::GetAtt return. Resources that the
+local stack runs rather than creates (functions, the HTTP API, the layer) get the names
+and ARNs the functions would see on AWS. Anything else is reported as not emulated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import boto3
+
+from devtools.localstack.cloudformation import PhysicalResource, Stack
+from devtools.template import create_table_arguments
+
+# Properties a creator reads; others are recorded as ignored so nothing is dropped silently.
+_QUEUE_ATTRIBUTES = {
+    "DelaySeconds": "DelaySeconds",
+    "MaximumMessageSize": "MaximumMessageSize",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout": "VisibilityTimeout",
+    "SqsManagedSseEnabled": "SqsManagedSseEnabled",
+    "KmsMasterKeyId": "KmsMasterKeyId",
+    "FifoQueue": "FifoQueue",
+    "ContentBasedDeduplication": "ContentBasedDeduplication",
+}
+_TOPIC_ATTRIBUTES = {"DisplayName": "DisplayName", "KmsMasterKeyId": "KmsMasterKeyId", "FifoTopic": "FifoTopic"}
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def create_table(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    name = str(properties.get("TableName") or stack.physical_name(logical_id))
+    # The same conversion the tests use (devtools.template), applied to the resolved properties.
+    arguments = create_table_arguments(logical_id, name)
+    description = boto3.client("dynamodb").create_table(**stack.resolve(arguments))["TableDescription"]
+    attributes = {"Arn": description["TableArn"]}
+    if "LatestStreamArn" in description:
+        attributes["StreamArn"] = description["LatestStreamArn"]
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        boto3.client("dynamodb").update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+        )
+    return PhysicalResource(ref=name, attributes=attributes)
+
+
+def create_queue(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    fifo = bool(properties.get("FifoQueue"))
+    name = str(properties.get("QueueName") or stack.physical_name(logical_id, max_length=75 if fifo else 80))
+    if fifo and not name.endswith(".fifo"):
+        name += ".fifo"
+    attributes = {
+        attribute: _attribute_text(properties[prop])
+        for prop, attribute in _QUEUE_ATTRIBUTES.items()
+        if prop in properties
+    }
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = _attribute_text(properties["RedrivePolicy"])
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=name, Attributes=cast(Any, attributes))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return PhysicalResource(ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url})
+
+
+def create_topic(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    name = str(properties.get("TopicName") or stack.physical_name(logical_id))
+    attributes = {
+        attribute: _attribute_text(properties[prop])
+        for prop, attribute in _TOPIC_ATTRIBUTES.items()
+        if prop in properties
+    }
+    sns = boto3.client("sns")
+    arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+    for subscription in properties.get("Subscription", []):
+        sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
+    return PhysicalResource(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
+
+
+def create_subscription(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    extra = {
+        key: _attribute_text(properties[key]) for key in ("RawMessageDelivery", "FilterPolicy") if key in properties
+    }
+    arn = boto3.client("sns").subscribe(
+        TopicArn=properties["TopicArn"],
+        Protocol=properties["Protocol"],
+        Endpoint=properties["Endpoint"],
+        Attributes=extra,
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
+    return PhysicalResource(ref=arn)
+
+
+def create_bucket(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    name = str(properties.get("BucketName") or stack.physical_name(logical_id, lower=True, max_length=63))
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=name)
+    versioning = properties.get("VersioningConfiguration")
+    if versioning:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
+    encryption = properties.get("BucketEncryption")
+    if encryption:
+        # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+        rules = [
+            {("ApplyServerSideEncryptionByDefault" if key == "ServerSideEncryptionByDefault" else key): value}
+            for rule in encryption["ServerSideEncryptionConfiguration"]
+            for key, value in rule.items()
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=cast(Any, {"Rules": rules}))
+    block = properties.get("PublicAccessBlockConfiguration")
+    if block:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+    arn = f"arn:aws:s3:::{name}"
+    return PhysicalResource(
+        ref=name,
+        attributes={
+            "Arn": arn,
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.us-east-1.amazonaws.com",
+        },
+    )
+
+
+Creator = Callable[[Stack, str, Mapping[str, Any]], PhysicalResource]
+
+CREATORS: dict[str, Creator] = {
+    "AWS::DynamoDB::Table": create_table,
+    "AWS::SQS::Queue": create_queue,
+    "AWS::SNS::Topic": create_topic,
+    "AWS::SNS::Subscription": create_subscription,
+    "AWS::S3::Bucket": create_bucket,
+}
+
+
+def _function(stack: Stack, logical_id: str) -> PhysicalResource:
+    properties = stack.resources[logical_id].get("Properties", {})
+    name = str(properties.get("FunctionName") or stack.physical_name(logical_id, max_length=64))
+    return PhysicalResource(ref=name, attributes={"Arn": stack.arn("lambda", f"function:{name}")})
+
+
+def _layer(stack: Stack, logical_id: str) -> PhysicalResource:
+    arn = stack.arn("lambda", f"layer:{stack.physical_name(logical_id)}:1")
+    return PhysicalResource(ref=arn, attributes={"Arn": arn})
+
+
+def _http_api(stack: Stack, logical_id: str) -> PhysicalResource:
+    api_id = "local"
+    return PhysicalResource(ref=api_id, attributes={"ApiEndpoint": "http://127.0.0.1", "ApiId": api_id})
+
+
+def _named(stack: Stack, logical_id: str) -> PhysicalResource:
+    return PhysicalResource(ref=stack.physical_name(logical_id))
+
+
+# Run (not created) by the local stack: only their names matter to the rest of the template.
+PLACEHOLDERS: dict[str, Callable[[Stack, str], PhysicalResource]] = {
+    "AWS::Serverless::Function": _function,
+    "AWS::Lambda::Function": _function,
+    "AWS::Serverless::LayerVersion": _layer,
+    "AWS::Lambda::LayerVersion": _layer,
+    "AWS::Serverless::HttpApi": _http_api,
+    "AWS::Lambda::Permission": _named,
+}
+
+# Creation order: what others reference comes first (a subscription names a topic and a queue).
+_ORDER = list(CREATORS)
+
+
+def deploy(stack: Stack) -> list[str]:
+    """Create every emulated resource of the stack in the emulator; returns what was not emulated."""
+    not_emulated: list[str] = []
+    for logical_id, resource in stack.resources.items():
+        kind = resource.get("Type", "")
+        if kind in PLACEHOLDERS and stack.is_created(logical_id):
+            stack.physical[logical_id] = PLACEHOLDERS[kind](stack, logical_id)
+    for kind in _ORDER:
+        for logical_id in stack.resources_of_type(kind):
+            if stack.is_created(logical_id):
+                properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+                stack.physical[logical_id] = CREATORS[kind](stack, logical_id, properties)
+    for logical_id, resource in stack.resources.items():
+        kind = resource.get("Type", "")
+        if kind not in CREATORS and kind not in PLACEHOLDERS:
+            not_emulated.append(f"{logical_id} ({kind})")
+    return not_emulated
