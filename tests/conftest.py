@@ -22,7 +22,11 @@ os.environ.update(
 )
 
 from devtools import moto_speedups  # noqa: E402
+from devtools.localstack import moto_json  # noqa: E402
 
 moto_speedups.install()
+# moto's generic response encoder dominates the slow suites; the local stack's DynamoDB fast path
+# gives byte-identical JSON (tests/localstack/test_moto_json.py compares them).
+moto_json.install()
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.api"]
