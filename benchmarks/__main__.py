@@ -1,10 +1,21 @@
-"""python -m benchmarks [name [options]]: one benchmark, or every one with its defaults (what `make bench` runs)."""
+"""python -m benchmarks [name [options]]: one benchmark, or every one with its defaults (what `make bench` runs).
+
+Run whole, it also writes docs/benchmarks.md and docs/benchmarks.json from that one run.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import json
 import os
+import platform
 import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 # Benchmarks never reach AWS. Set before any benchmark imports boto3 (`make bench` sets the credentials too).
 ENVIRONMENT = {
@@ -19,9 +30,69 @@ ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "replyclock",
     "POWERTOOLS_METRICS_NAMESPACE": "ReplyClock",
     "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
 }
 # api_summary first: its last line is the summary's cost.
 BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "ingest")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TITLES = {
+    "api_summary": "Summary API over 90 days of hourly buckets, 10 channels x 4 priorities",
+    "accuracy": "Histogram accuracy on 1,000,000 lognormal latencies",
+    "cold_start": "Cold start: handler import time and layer size",
+    "measuring": "Measuring path throughput and DynamoDB cost per post",
+    "ingest": "Ingest: posts per second parsed and written, per connector",
+}
+
+
+class _Tee(io.TextIOBase):
+    """Prints as it goes and keeps a copy for the report."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.target.write(text)
+        self.target.flush()
+        return self.copy.write(text)
+
+
+def _run(name: str, options: list[str]) -> dict[str, Any]:
+    module = importlib.import_module(f"benchmarks.{name}")
+    tee = _Tee(sys.stdout)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(tee):
+        module.main(options)
+    return {
+        "command": f"python -m benchmarks {name}",
+        "seconds": time.perf_counter() - started,
+        "output": tee.copy.getvalue(),
+    }
+
+
+def write_report(results: dict[str, dict[str, Any]]) -> None:
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}.",
+        "Everything runs in-process against moto, so absolute times measure this machine and moto;",
+        "the counts (items, requests, write units) are what DynamoDB would bill.",
+        "",
+    ]
+    for name, result in results.items():
+        lines += [
+            f"## {TITLES.get(name, name)}",
+            "",
+            f"Command: `{result['command']}` ({result['seconds']:.0f} s)",
+            "",
+            "```",
+            result["output"].rstrip(),
+            "```",
+            "",
+        ]
+    (DOCS / "benchmarks.md").write_text("\n".join(lines))
+    (DOCS / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main(argv: list[str]) -> None:
@@ -29,10 +100,15 @@ def main(argv: list[str]) -> None:
         os.environ.setdefault(name, value)
     if argv and argv[0] not in BENCHMARKS:
         sys.exit(f"unknown benchmark {argv[0]!r}; known: {', '.join(BENCHMARKS)}")
-    chosen = [(argv[0], argv[1:])] if argv else [(name, []) for name in BENCHMARKS]
-    for name, options in chosen:
+    if argv:
+        importlib.import_module(f"benchmarks.{argv[0]}").main(argv[1:])
+        return
+    results = {}
+    for name in BENCHMARKS:
         print(f"== {name}", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main(options)
+        results[name] = _run(name, [])
+    write_report(results)
+    print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.json'}")
 
 
 if __name__ == "__main__":
