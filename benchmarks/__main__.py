@@ -63,11 +63,9 @@ def _run(name: str, options: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     with contextlib.redirect_stdout(tee):
         module.main(options)
-    return {
-        "command": f"python -m benchmarks {name}",
-        "seconds": time.perf_counter() - started,
-        "output": tee.copy.getvalue(),
-    }
+    # Handlers print structured logs and EMF lines; the report keeps the benchmark's own lines.
+    output = "\n".join(line for line in tee.copy.getvalue().splitlines() if not line.startswith("{"))
+    return {"command": f"python -m benchmarks {name}", "seconds": time.perf_counter() - started, "output": output}
 
 
 def write_report(results: dict[str, dict[str, Any]]) -> None:
