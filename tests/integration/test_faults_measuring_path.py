@@ -35,12 +35,17 @@ def conversations(count: int, seed: int = 3) -> list[Post]:
 
 
 class FaultInjector:
-    """Raises an error on every n-th DynamoDB call of the chosen operations, from inside botocore."""
+    """Raises an error on every n-th DynamoDB call of the chosen operations, from inside botocore.
 
-    def __init__(self, operations: set[str], every: int, error: type[Exception] | str) -> None:
+    The number of faults is bounded: a strictly periodic fault can hit the same write of a retried
+    batch on every attempt and never let it through, which no real outage does forever.
+    """
+
+    def __init__(self, operations: set[str], every: int, error: type[Exception] | str, limit: int = 40) -> None:
         self.operations = operations
         self.every = every
         self.error = error
+        self.limit = limit
         self.calls = 0
         self.injected = 0
 
@@ -48,7 +53,7 @@ class FaultInjector:
         if model.name not in self.operations:
             return
         self.calls += 1
-        if self.calls % self.every:
+        if self.calls % self.every or self.injected >= self.limit:
             return
         self.injected += 1
         if isinstance(self.error, str):
