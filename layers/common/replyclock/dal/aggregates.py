@@ -20,7 +20,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import get_resource, get_table, to_decimal, translate
+from replyclock.dal.table import get_resource, get_table, query_items, to_decimal, translate
 from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Priority, WaitKind
@@ -198,17 +198,8 @@ class BucketStore:
     ) -> list[tuple[BucketKey, BucketTotals]]:
         prefix = _SORT_KEY_PREFIX[granularity]
         condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
-        query: dict[str, Any] = {"KeyConditionExpression": condition}
-        found: list[tuple[BucketKey, BucketTotals]] = []
-        while True:
-            try:
-                page = self._table.query(**query)
-            except ClientError as error:
-                raise translate(error) from error
-            found.extend((bucket_key_from_item(item), totals_from_item(item)) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return found
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(self._table, KeyConditionExpression=condition)
+        return [(bucket_key_from_item(item), totals_from_item(item)) for item in items]
 
 
 def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str]) -> tuple[str, ...]:

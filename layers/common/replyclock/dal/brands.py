@@ -8,7 +8,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import get_table, translate
+from replyclock.dal.table import get_table, query_items, translate
 from replyclock.models.domain import Brand
 
 BRANDS_PK = "BRANDS"
@@ -65,14 +65,5 @@ class BrandStore:
         return Brand.model_validate_json(str(item["config"])) if item else None
 
     def all(self) -> list[Brand]:
-        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(BRANDS_PK)}
-        brands: list[Brand] = []
-        while True:
-            try:
-                page = self._table.query(**query)
-            except ClientError as error:
-                raise translate(error) from error
-            brands.extend(Brand.model_validate(json.loads(str(item["config"]))) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return brands
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(self._table, KeyConditionExpression=Key("pk").eq(BRANDS_PK))
+        return [Brand.model_validate(json.loads(str(item["config"]))) for item in items]

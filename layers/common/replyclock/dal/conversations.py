@@ -12,7 +12,7 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 
 from replyclock.dal.posts import POST_ITEM_TYPE, post_from_item
-from replyclock.dal.table import conversation_pk, get_table, to_decimal, translate
+from replyclock.dal.table import conversation_pk, get_table, query_items, to_decimal, translate
 from replyclock.models.domain import ConversationState, Post, WaitStatus
 
 STATE_ITEM_TYPE = "state"
@@ -132,24 +132,14 @@ class ConversationStore:
         """A conversation's posts and its states by brand, in one strongly consistent query."""
         posts: list[Post] = []
         states: dict[str, ConversationState] = {}
-        query: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(conversation_pk(channel, conversation_id)),
-            "ConsistentRead": True,
-        }
-        while True:
-            try:
-                page = self._table.query(**query)
-            except ClientError as error:
-                raise translate(error) from error
-            for item in page.get("Items", []):
-                if item.get("item_type") == POST_ITEM_TYPE:
-                    posts.append(post_from_item(item))
-                elif item.get("item_type") == STATE_ITEM_TYPE:
-                    state = state_from_item(item)
-                    states[state.brand_id] = state
-            if "LastEvaluatedKey" not in page:
-                return posts, states
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        partition = Key("pk").eq(conversation_pk(channel, conversation_id))
+        for item in query_items(self._table, KeyConditionExpression=partition, ConsistentRead=True):
+            if item.get("item_type") == POST_ITEM_TYPE:
+                posts.append(post_from_item(item))
+            elif item.get("item_type") == STATE_ITEM_TYPE:
+                state = state_from_item(item)
+                states[state.brand_id] = state
+        return posts, states
 
     def by_brand(
         self,

@@ -23,7 +23,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from replyclock.dal.sources import SOURCES_PK, cursor_key
-from replyclock.dal.table import get_resource, get_table, translate
+from replyclock.dal.table import get_resource, get_table, query_items, translate
 
 SOURCE_SK_PREFIX = "SOURCE#"
 _DOCUMENT_ATTRIBUTES = ("config", "cursor")
@@ -47,19 +47,10 @@ def read_sources(table_name: str) -> list[SourceRecord]:
     """Every configured source with its last poll's outcome, by source id."""
     table = get_table(table_name)
     sources: dict[str, dict[str, Any]] = {}
-    query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(SOURCES_PK)}
-    while True:
-        try:
-            page = table.query(**query)
-        except ClientError as error:
-            raise translate(error) from error
-        for item in page.get("Items", []):
-            source_id = str(item.get("sk", "")).removeprefix(SOURCE_SK_PREFIX)
-            if source_id:
-                sources[source_id] = _flattened(item)
-        if "LastEvaluatedKey" not in page:
-            break
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in query_items(table, KeyConditionExpression=Key("pk").eq(SOURCES_PK)):
+        source_id = str(item.get("sk", "")).removeprefix(SOURCE_SK_PREFIX)
+        if source_id:
+            sources[source_id] = _flattened(item)
     cursors = _read_cursors(table.name, sorted(sources))
     return [source_record(source_id, sources[source_id], cursors.get(source_id, {})) for source_id in sorted(sources)]
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from replyclock.dal.conversations import (
     NO_MORE_ALERTS,
@@ -15,7 +14,7 @@ from replyclock.dal.conversations import (
     OPEN_WAIT_PARTITIONS,
     OPEN_WAITS_INDEX,
 )
-from replyclock.dal.table import get_table, translate
+from replyclock.dal.table import get_table, query_items
 
 
 @dataclass(frozen=True)
@@ -50,17 +49,7 @@ class OpenWaitIndex:
     def all_open_waits(self) -> list[OpenWaitEntry]:
         entries: list[OpenWaitEntry] = []
         for partition in range(OPEN_WAIT_PARTITIONS):
-            query: dict[str, Any] = {
-                "IndexName": OPEN_WAITS_INDEX,
-                "KeyConditionExpression": Key("gsi1pk").eq(f"{OPEN_WAIT_PARTITION_PREFIX}{partition}"),
-            }
-            while True:
-                try:
-                    page = self._table.query(**query)
-                except ClientError as error:
-                    raise translate(error) from error
-                entries.extend(entry_from_item(item) for item in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            partition_key = Key("gsi1pk").eq(f"{OPEN_WAIT_PARTITION_PREFIX}{partition}")
+            items = query_items(self._table, IndexName=OPEN_WAITS_INDEX, KeyConditionExpression=partition_key)
+            entries.extend(entry_from_item(item) for item in items)
         return entries

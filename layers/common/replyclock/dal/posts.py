@@ -8,7 +8,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import ConditionFailed, conversation_pk, get_table, translate
+from replyclock.dal.table import ConditionFailed, conversation_pk, get_table, query_items, translate
 from replyclock.models.domain import Post
 
 POST_ITEM_TYPE = "post"
@@ -56,17 +56,10 @@ class PostStore:
 
     def conversation_posts(self, channel: str, conversation_id: str) -> list[Post]:
         condition = Key("pk").eq(conversation_pk(channel, conversation_id)) & Key("sk").begins_with(POST_SK_PREFIX)
-        posts: list[Post] = []
-        query: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
-        while True:
-            try:
-                page = self._table.query(**query)
-            except ClientError as error:
-                raise translate(error) from error
-            posts.extend(post_from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return posts
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [
+            post_from_item(item)
+            for item in query_items(self._table, KeyConditionExpression=condition, ConsistentRead=True)
+        ]
 
     def get(self, channel: str, conversation_id: str, post_id: str) -> Post | None:
         key = {"pk": conversation_pk(channel, conversation_id), "sk": f"{POST_SK_PREFIX}{post_id}"}

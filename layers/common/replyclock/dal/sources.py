@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import ConditionFailed, get_table, translate
+from replyclock.dal.table import ConditionFailed, get_table, query_items, translate
 from replyclock.models.sources import Source
 
 SOURCES_PK = "SOURCES"
@@ -66,17 +66,8 @@ class SourceStore:
         return Source.model_validate_json(str(item["config"])) if item else None
 
     def all(self) -> list[Source]:
-        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(SOURCES_PK)}
-        sources: list[Source] = []
-        while True:
-            try:
-                page = self._table.query(**query)
-            except ClientError as error:
-                raise translate(error) from error
-            sources.extend(Source.model_validate_json(str(item["config"])) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return sources
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(self._table, KeyConditionExpression=Key("pk").eq(SOURCES_PK))
+        return [Source.model_validate_json(str(item["config"])) for item in items]
 
     def load_cursor(self, source_id: str) -> StoredCursor:
         try:

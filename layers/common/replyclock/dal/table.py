@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
-_deserializer = TypeDeserializer()
 
 
 class StoreError(Exception):
@@ -52,13 +51,21 @@ def get_table(table_name: str) -> Table:
     return get_resource().Table(table_name)
 
 
+def query_items(table: Table, **query: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query matches, page after page; DynamoDB errors come out as StoreErrors."""
+    while True:
+        try:
+            page = table.query(**query)
+        except ClientError as error:
+            raise translate(error) from error
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def conversation_pk(channel: str, conversation_id: str) -> str:
     return f"CONV#{channel}#{conversation_id}"
-
-
-def from_stream_image(image: dict[str, Any]) -> dict[str, Any]:
-    """A stream image (DynamoDB JSON) as plain Python values, numbers as Decimal."""
-    return {name: _deserializer.deserialize(value) for name, value in image.items()}
 
 
 def to_decimal(value: float) -> Decimal:
