@@ -265,6 +265,12 @@ class LocalHttpApi:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
+            def __getattr__(self, name: str) -> Any:
+                # Other methods (TRACE, QUERY, ...) take no route: the gateway's 404, not http.server's 501.
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

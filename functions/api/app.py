@@ -10,10 +10,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.api import brands, conversations, health, metrics
 from replyclock.api.docs import enable_docs
-from replyclock.api.errors import bounded_json_loads, register_error_handlers
+from replyclock.api.errors import accept_json_bodies_only, bounded_json_loads, register_error_handlers
 from replyclock.observability import logger, tracer
 
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=bounded_json_loads)
+accept_json_bodies_only(app)
 for module in (metrics, conversations, brands, health):
     app.include_router(module.router)
 register_error_handlers(app)

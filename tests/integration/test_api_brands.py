@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from replyclock.dal.brands import BrandStore
-from replyclock.dal.table import ConditionFailed
+from replyclock.dal.table import ConditionFailed, Throttled
 from replyclock.models.domain import Brand, WaitStatus
 from tests.support.api import ApiClient, http_event
 from tests.support.builders import T0, brand, customer
@@ -124,6 +124,60 @@ def test_a_body_that_is_not_json_is_415(api: ApiClient, pipeline: Pipeline) -> N
     response = api.send(http_event("api_brand_put.json", headers={"content-type": "text/plain"}))
 
     assert response.status == 415
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ],
+)
+@pytest.mark.parametrize("event", ["api_brand_put.json", "api_sla_policy_put.json"])
+def test_form_and_multipart_bodies_are_415_too(
+    api: ApiClient, pipeline: Pipeline, event: str, content_type: str
+) -> None:
+    # Powertools parses form bodies itself, and a multipart one without a boundary was a 500.
+    pipeline.add_brands([Brand(id="acme", name="Acme")])
+
+    response = api.send(http_event(event, headers={"content-type": content_type}))
+
+    assert response.status == 415, response.body
+    assert response.json()["field"] == "body"
+
+
+def test_json_with_a_charset_parameter_is_json(api: ApiClient, pipeline: Pipeline) -> None:
+    response = api.send(http_event("api_brand_put.json", headers={"content-type": "application/json; charset=utf-8"}))
+
+    assert response.status == 201, response.body
+
+
+@pytest.mark.parametrize("hours", [{"start": "09:00", "end": "17:00+02:00"}, {"start": "09:00Z", "end": "17:00Z"}])
+def test_open_hours_with_a_utc_offset_are_422(api: ApiClient, pipeline: Pipeline, hours: dict[str, str]) -> None:
+    # Open hours are wall-clock times in the calendar's timezone; a naive start and an aware end was a 500.
+    calendar = {"timezone": "Europe/Paris", "weekly_hours": {"0": [hours]}}
+
+    response = api.call("api_brand_put.json", body={**event_body("api_brand_put.json"), "calendar": calendar})
+
+    assert response.status == 422, response.body
+    assert response.json()["field"].startswith("calendar.weekly_hours.0.0.")
+    assert pipeline.brands.get("acme") is None
+
+
+def test_a_throttled_table_is_503_with_retry_after(
+    api: ApiClient, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def throttled(store: BrandStore) -> list[Brand]:
+        raise Throttled("ThrottlingException")
+
+    monkeypatch.setattr(BrandStore, "all", throttled)
+
+    response = api.call("api_brands.json")
+
+    assert (response.status, response.headers["Retry-After"]) == (503, "1")
+    assert set(response.json()) == {"message", "field"}
 
 
 def test_a_body_that_is_not_utf8_is_400(api: ApiClient, pipeline: Pipeline) -> None:

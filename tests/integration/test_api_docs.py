@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,29 @@ def test_every_error_answer_is_documented_as_message_and_field(document: dict[st
                 if int(status) >= 400:
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+
+
+def test_every_route_documents_the_503_of_a_throttled_table(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            throttled = operation["responses"].get("503")
+            assert throttled is not None, (method, path)
+            assert set(throttled["headers"]) == {"Retry-After"}
+
+
+def test_open_hours_are_documented_as_the_wall_clock_strings_the_api_answers(
+    api: ApiClient, pipeline: Pipeline, document: dict[str, Any]
+) -> None:
+    # JSON Schema's "time" format is a time with a UTC offset, which open hours never have.
+    api.call("api_brand_put.json")
+    weekly_hours = api.call("api_brand_get.json").json()["calendar"]["weekly_hours"]
+    documented = document["components"]["schemas"]["OpenInterval"]["properties"]
+
+    for field in ("start", "end"):
+        assert "format" not in documented[field]
+        pattern = re.compile(documented[field]["pattern"])
+        answered = [interval[field] for intervals in weekly_hours.values() for interval in intervals]
+        assert answered and all(pattern.fullmatch(value) for value in answered), answered
 
 
 def test_docs_event_serves_swagger_ui(api: ApiClient, pipeline: Pipeline) -> None:

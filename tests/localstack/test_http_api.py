@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 
 import pytest
 
 from devtools.localstack.cloudformation import Stack
-from devtools.localstack.http_api import Route, http_response, payload_v2_event, select_route, template_routes
+from devtools.localstack.http_api import (
+    LocalHttpApi,
+    Route,
+    http_response,
+    payload_v2_event,
+    select_route,
+    template_routes,
+)
 from devtools.localstack.resources import PLACEHOLDERS
 from tests.support.fixtures import load_event
 
@@ -141,3 +149,17 @@ def test_responses_translate_status_headers_cookies_and_base64_bodies() -> None:
 def test_a_result_without_status_code_is_the_json_body_of_a_200() -> None:
     response = http_response({"hello": "world"})
     assert (response.status, json.loads(response.body)) == (200, {"hello": "world"})
+
+
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "CONNECT"])
+def test_a_method_http_server_does_not_know_gets_the_gateway_s_404(method: str) -> None:
+    api = LocalHttpApi([Route("GET", "/health", "F")], lambda function, event: {}, port=0)
+    api.start()
+    try:
+        connection = http.client.HTTPConnection(api.url.removeprefix("http://"), timeout=10)
+        connection.request(method, "/health")
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (404, {"message": "Not Found"})
+        connection.close()
+    finally:
+        api.stop()

@@ -2,8 +2,8 @@
 
 400 for malformed parameters (and bodies that are not JSON), 404 for an unknown brand,
 conversation or route, 409 for a lost concurrent update, 413 for an oversized body,
-415 for a body that is not JSON, 422 for a JSON body that fails validation. Anything
-else is our fault: logged, and answered 500 without internals.
+415 for a body that is not JSON, 422 for a JSON body that fails validation, 503 when
+DynamoDB throttles. Anything else is our fault: logged, and answered 500 without internals.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import Any, ClassVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from pydantic import ValidationError
 
 from replyclock.dal.table import Throttled
@@ -74,6 +76,30 @@ def bounded_json_loads(text: str) -> Any:
     if len(text.encode()) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes", "body")
     return json.loads(text)
+
+
+class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, for JSON bodies only.
+
+    Powertools also parses form and multipart bodies, which no route documents, and a multipart one
+    without a boundary fails with a bare ValueError (a 500). Anything but JSON is a 415 here, before parsing.
+    """
+
+    def _get_body(self, app: EventHandlerInstance) -> dict[str, Any]:
+        content_type = app.current_event.headers.get("content-type", "")
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type not in ("", content_types.APPLICATION_JSON):
+            raise RequestUnsupportedContentType(
+                "Unsupported content type",
+                errors=[{"type": "unsupported_content_type", "loc": ("body",), "msg": content_type, "input": {}}],
+            )
+        return super()._get_body(app)
+
+
+def accept_json_bodies_only(app: APIGatewayHttpResolver) -> None:
+    """Replace the request validation; call before the first request (each route copies it on its first call)."""
+    # Powertools' middleware __init__ carries no annotations.
+    app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]
 
 
 def error_response(status: HTTPStatus, message: str, field: str | None = None) -> Response[dict[str, Any]]:
@@ -147,7 +173,7 @@ def route_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses of a route: 200 (the return type's schema) and the error answers it can give.
 
     422 is always listed: Powertools documents one for every validated route, and this keeps its
-    schema ours.
+    schema ours. 503 too: every route reads the table, which may throttle it.
     """
     descriptions = {
         400: "Malformed parameter (or a body that is not JSON).",
@@ -156,13 +182,15 @@ def route_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
         413: f"Body larger than {MAX_BODY_BYTES} bytes.",
         415: "Body is not application/json.",
         422: "The JSON body fails validation (routes that take a body).",
+        503: "DynamoDB throttled the request; retry after Retry-After seconds.",
     }
     responses: dict[int, OpenAPIResponse] = {200: {"description": "Success"}}
-    for status in sorted({*statuses, 422}):
+    for status in sorted({*statuses, 422, 503}):
         responses[status] = {
             "description": descriptions[status],
             "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
         }
+    responses[503]["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return responses
 
 

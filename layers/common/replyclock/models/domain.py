@@ -11,7 +11,16 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 # A channel is a network slug ("x", "mastodon", "bluesky", "reddit", ...). It is a
 # constrained string rather than an enum so a brand can split one network into
@@ -111,13 +120,35 @@ class Post(BaseModel):
         return (self.created_at, len(self.id), self.id)
 
 
+def _wall_clock(value: time) -> time:
+    # An offset means nothing in the calendar's own timezone, and naive and aware times do not compare.
+    if value.tzinfo is not None:
+        raise ValueError("open hours are wall-clock times in the calendar's timezone, without a UTC offset")
+    return value
+
+
+# JSON Schema's "time" format is RFC 3339's full-time, with an offset: the schema says what is really taken and given.
+WallClockTime = Annotated[
+    time,
+    AfterValidator(_wall_clock),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?|24:00(:00)?)$",
+            "description": "Local wall-clock time, HH:MM or HH:MM:SS, no UTC offset.",
+            "examples": ["09:00", "17:30:00"],
+        }
+    ),
+]
+
+
 class OpenInterval(BaseModel):
     """Open hours on one weekday, local wall-clock time; end may be 24:00 (written "24:00")."""
 
     model_config = ConfigDict(frozen=True)
 
-    start: time
-    end: time
+    start: WallClockTime
+    end: WallClockTime
     ends_at_midnight: bool = False
 
     @model_validator(mode="before")
