@@ -1,26 +1,20 @@
-"""The cost of GET /metrics/summary over 90 days, 10 channels x 4 priorities: hourly buckets alone vs daily roll-ups.
+"""The cost of GET /metrics/summary by window length (1-365 days) and by post count (10k, 100k, 1M).
 
-The dataset is a dense 90 days of hourly buckets and their daily roll-ups (each daily item
-is the sum of its day's hourly items, guards included, as the aggregate step leaves it).
-The summary is asked for twice: "before", reading hourly buckets only (as the API did
-before daily buckets existed: DAILY_BUCKETS_FROM after the window), and "after", reading
-daily buckets for the window's whole UTC days and hourly ones for its partial first and
-last days. Both answers must be identical.
+For each post count, that many posts of one brand are simulated over the last 365 days
+(10 channels, 4 priorities; 70 % first waits, 30 % next waits; lognormal latencies) and
+summed into the buckets the aggregate step would leave: daily buckets for every day, and
+hourly ones for the days at the windows' edges (the only hourly buckets a summary reads).
+Buckets are as compaction leaves them (services.compacting): those of the last 50 hours
+keep one guard per conversation, older ones none. A second series keeps every guard, as
+if buckets were never compacted.
 
-The api function's handler answers events/api_metrics_summary.json in-process, against a
-moto table made from template.yaml (the brand is read from moto). moto needs ~2.7 ms per
-bucket to serialise a Query response (over 7 minutes for a dense 90-day summary), which
-says nothing about DynamoDB, so for the timed runs the bucket Query pages are served at
-the wire instead: pre-built bucket items, paged at 1 MB in DynamoDB's JSON exactly as
-DynamoDB sends them, through botocore's before-send hook. The handler still does all it
-does on Lambda (request signing, response parsing, DynamoDB type decoding, merging,
-percentiles, the response model); only DynamoDB's own service time is left out, and it is
-estimated per page. Before timing, a two-day window (one whole day, two half days) is
-answered both ways and must agree; --moto-query also times the handler against moto
-itself, on every bucket (slow).
+The api function's handler answers events/api_metrics_summary.json in-process; the bucket
+Queries are served at the wire from the pre-built items (benchmarks.wire), after checking
+on a 2-day window that the served pages answer exactly as moto does. Every answer's
+`mentions` must equal the simulated first waits of its window.
 
-Printed, for each way of reading: the median handler time, the items the summary read,
-their size, and the read units DynamoDB would charge.
+Printed per (posts, window): the items the summary read, their size, the read units
+DynamoDB would charge, the median handler time, and an estimate of DynamoDB's time.
 """
 
 from __future__ import annotations
@@ -29,283 +23,215 @@ import argparse
 import bisect
 import json
 import math
-import os
 import random
-import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TABLE_NAME = "replyclock-bench"
+from benchmarks.wire import REPO_ROOT, TABLE_NAME, BucketPages, Reads, item_size, median_seconds, prepare_environment
+
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SPAN_DAYS = 365
+WINDOWS = (1, 7, 30, 90, 365)
+POST_COUNTS = (10_000, 100_000, 1_000_000)
 CHANNELS = ("x", "mastodon", "bluesky", "reddit", "threads", "facebook", "instagram", "tiktok", "youtube", "linkedin")
-# DynamoDB pages a Query at 1 MB and charges 0.5 read unit per started 4 KB of a page (eventually consistent).
-PAGE_BYTES = 1024 * 1024
-READ_UNIT_BYTES = 4096
+PRIORITY_WEIGHTS = {"urgent": 0.05, "high": 0.15, "normal": 0.6, "low": 0.2}
+TARGET_SECONDS = 4 * 3600
+# Buckets of periods that started this recently still carry guards after compaction.
+GUARDED_AGE = timedelta(hours=50)
 
 
-def _prepare_environment() -> None:
-    # Before boto3 or Powertools are imported: fake credentials, no tracing, quiet logs.
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SECURITY_TOKEN": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-            "TABLE_NAME": TABLE_NAME,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-            "POWERTOOLS_SERVICE_NAME": "replyclock",
-        }
-    )
-    os.environ.pop("AWS_PROFILE", None)
-    for path in (REPO_ROOT, REPO_ROOT / "layers" / "common"):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+@dataclass(frozen=True)
+class SimulatedWait:
+    number: int  # the conversation it belongs to
+    started_at: datetime
+    kind: str
+    channel: str
+    priority: str
+    calendar_seconds: float | None  # None: still open
+
+    @property
+    def business_seconds(self) -> float | None:
+        return None if self.calendar_seconds is None else self.calendar_seconds * 0.4
 
 
-def dynamodb_size(value: Any) -> int:
-    """An attribute value's size as DynamoDB counts it (strings in UTF-8, numbers ~1 byte per 2 digits + 1)."""
-    if isinstance(value, str):
-        return len(value.encode())
-    if isinstance(value, bool) or value is None:
-        return 1
-    if isinstance(value, int | Decimal):
-        digits = len(str(abs(value)).replace(".", "").lstrip("0")) or 1
-        return math.ceil(digits / 2) + 1
-    if isinstance(value, dict):
-        return 3 + sum(len(key.encode()) + dynamodb_size(item) + 1 for key, item in value.items())
-    if isinstance(value, list):
-        return 3 + sum(dynamodb_size(item) + 1 for item in value)
-    raise TypeError(f"no DynamoDB size for {type(value).__name__}")
+def simulate(posts: int, seed: int) -> list[SimulatedWait]:
+    generator = random.Random(seed)
+    priorities, weights = zip(*PRIORITY_WEIGHTS.items(), strict=True)
+    span = SPAN_DAYS * 86_400
+    waits = []
+    for number in range(posts):
+        started_at = NOW - timedelta(seconds=generator.random() * span)
+        latency = generator.lognormvariate(7.5, 1.3)
+        answered_by = started_at + timedelta(seconds=latency)
+        waits.append(
+            SimulatedWait(
+                number=number,
+                started_at=started_at,
+                kind="first" if generator.random() < 0.7 else "next",
+                channel=generator.choice(CHANNELS),
+                priority=generator.choices(priorities, weights)[0],
+                calendar_seconds=latency if answered_by <= NOW else None,
+            )
+        )
+    return waits
 
 
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + dynamodb_size(value) for name, value in item.items())
+def edge_days() -> set[date]:
+    """The days a summary of each window reads hourly buckets for: its partial first and last day."""
+    return {(NOW - timedelta(days=days)).date() for days in WINDOWS} | {NOW.date()}
 
 
-def read_units(page_bytes: int) -> float:
-    """What DynamoDB charges for one Query page: 0.5 read unit per started 4 KB (eventually consistent)."""
-    return math.ceil(page_bytes / READ_UNIT_BYTES) / 2
-
-
-def bucket_items(days: int, channels: int, kinds: tuple[str, ...], seed: int = 7) -> Iterator[dict[str, Any]]:
-    """Stored bucket items: a few waits each, with their latency bins, sums and one guard per conversation state."""
-    from replyclock.dal.aggregates import BUCKET_ITEM_TYPE, bucket_item_key, guard_name, guard_value
-    from replyclock.logic.aggregation import BucketKey
+def bucket_dataset(waits: list[SimulatedWait], compacted: bool) -> list[dict[str, Any]]:
+    """The stored bucket items these waits make: daily ones, and hourly ones for the edge days."""
+    from replyclock.dal.aggregates import guard_name, guard_value, stored_bucket
+    from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
     from replyclock.logic.histogram import LatencyHistogram
     from replyclock.models.domain import Priority, WaitKind
 
-    generator = random.Random(seed)
-    start = NOW.replace(minute=0) - timedelta(days=days)
-    for hour in range(days * 24):
-        label = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H")
-        for channel in CHANNELS[:channels]:
-            for priority in Priority:
-                for kind in kinds:
-                    key = BucketKey("acme", label, WaitKind(kind), channel, priority)
-                    waits = generator.randint(1, 6)
-                    latencies = [generator.lognormvariate(7.5, 1.3) for _ in range(waits)]
-                    met = sum(latency < 4 * 3600 for latency in latencies)
-                    item: dict[str, Any] = {
-                        **bucket_item_key(key),
-                        "item_type": BUCKET_ITEM_TYPE,
-                        "brand_id": key.brand_id,
-                        "hour": key.period,
-                        "n_waits": waits,
-                        "n_responded": waits,
-                        "n_met": met,
-                    }
-                    if waits - met:
-                        item["n_breached"] = waits - met
-                    for prefix, scale in (("c", 1.0), ("b", 0.4)):
-                        histogram = LatencyHistogram.from_values([latency * scale for latency in latencies])
-                        bins, _, total = histogram.to_bins()
-                        item.update({f"{prefix}{index}": count for index, count in bins.items()})
-                        item[f"{prefix}sum"] = Decimal(str(round(total, 3)))
-                    for position in range(waits):
-                        source = f"CONV#{channel}#{hour}-{position}|STATE#acme"
-                        item[guard_name(source)] = guard_value(2, start + timedelta(hours=hour, days=2))
-                    yield item
-
-
-def daily_items(hourly: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The daily roll-ups of hourly items, as the aggregate step leaves them: numbers added, guards kept."""
-    from replyclock.dal.aggregates import BUCKET_ITEM_TYPE, GUARD_PREFIX, bucket_item_key, bucket_key_from_item
-
-    days: dict[Any, dict[str, Any]] = {}
-    for item in hourly:
-        key = bucket_key_from_item(item).day()
-        day = days.setdefault(
-            key, {**bucket_item_key(key), "item_type": BUCKET_ITEM_TYPE, "brand_id": key.brand_id, "day": key.period}
+    edges = edge_days()
+    grouped: dict[BucketKey, list[SimulatedWait]] = defaultdict(list)
+    for wait in waits:
+        hourly = BucketKey(
+            "acme",
+            Granularity.HOUR.label(wait.started_at),
+            WaitKind(wait.kind),
+            wait.channel,
+            Priority(wait.priority),
         )
-        for name, value in item.items():
-            if name.startswith(GUARD_PREFIX):
-                day[name] = max(day.get(name, value), value)
-            elif name not in ("pk", "sk", "item_type", "brand_id", "hour"):
-                day[name] = day.get(name, 0) + value
-    return list(days.values())
+        grouped[hourly.day()].append(wait)
+        if wait.started_at.date() in edges:
+            grouped[hourly].append(wait)
+    items = []
+    for key, members in grouped.items():
+        answered = [wait for wait in members if wait.calendar_seconds is not None]
+        totals = BucketTotals(
+            calendar=LatencyHistogram.from_values([wait.calendar_seconds or 0.0 for wait in answered]),
+            business=LatencyHistogram.from_values([wait.business_seconds or 0.0 for wait in answered]),
+        )
+        met = sum((wait.calendar_seconds or 0.0) <= TARGET_SECONDS for wait in answered)
+        open_breached = sum(
+            wait.calendar_seconds is None and NOW - wait.started_at > timedelta(seconds=TARGET_SECONDS)
+            for wait in members
+        )
+        totals.counters.update(
+            {
+                "waits": len(members),
+                "responded": len(answered),
+                "met": met,
+                "breached": len(answered) - met + open_breached,
+                "open": len(members) - len(answered),
+            }
+        )
+        guards = {}
+        if not compacted or key.starts_at + key.granularity.length > NOW - GUARDED_AGE:
+            guards = {
+                guard_name(f"CONV#{wait.channel}#{wait.number}|STATE#acme"): guard_value(2, NOW) for wait in members
+            }
+        items.append(stored_bucket(key, totals, guards))
+    return items
 
 
-def guard_share(items: Iterable[dict[str, Any]]) -> float:
-    """The part of the items' size that is guards (one per conversation state that changed the bucket)."""
-    from replyclock.dal.aggregates import GUARD_PREFIX
+def saturated_dataset(window_days: int) -> tuple[list[dict[str, Any]], int]:
+    """Buckets of a brand so busy that every latency bin the distribution reaches is filled, in every bucket.
 
-    total = guards = 0
-    for item in items:
-        total += item_size(item)
-        guards += sum(len(name) + dynamodb_size(value) for name, value in item.items() if name.startswith(GUARD_PREFIX))
-    return guards / total if total else 0.0
-
-
-def check_item_shape(item: dict[str, Any], granularity: str) -> None:
-    """The bench writes items itself; the DAL's own reader must read back what was meant."""
-    from replyclock.dal.aggregates import bucket_key_from_item, totals_from_item
-
-    totals = totals_from_item(item)
-    key = bucket_key_from_item(item)
-    assert key.brand_id == "acme" and key.granularity == granularity and totals.counters["waits"] == item["n_waits"]
-    assert totals.calendar.count == item["n_responded"] and totals.business.count == item["n_responded"]
-
-
-def median_seconds(action: Callable[[], Any], runs: int) -> float:
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
-class BucketPages:
-    """Answers the bucket Query at the wire, paged as DynamoDB pages it, from pre-built items.
-
-    Registered first on the client's before-send hook, it serves Query requests on the buckets'
-    partition and leaves everything else to moto. Page bodies are kept once rendered, and an
-    untimed run renders them, so timed runs hold no serialisation that DynamoDB would have done.
+    However many more posts arrive, a bucket cannot grow past this: its guards are compacted and its
+    histogram has no bin left to add. Returns the items of the window (daily, and hourly on its edge days)
+    and the mentions they hold.
     """
+    from replyclock.dal.aggregates import stored_bucket
+    from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
+    from replyclock.logic.histogram import LatencyHistogram
+    from replyclock.models.domain import Priority, WaitKind
 
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        from boto3.dynamodb.types import TypeSerializer
-
-        serializer = TypeSerializer()
-        self.partition = str(items[0]["pk"])
-        ordered = sorted(items, key=lambda item: str(item["sk"]))
-        self._keys = [str(item["sk"]) for item in ordered]
-        self._wire = [
-            json.dumps({name: serializer.serialize(value) for name, value in item.items()}) for item in ordered
-        ]
-        self._sizes = [item_size(item) for item in ordered]
-        self._bodies: dict[tuple[str, str, str | None], tuple[bytes, int]] = {}
-        self.enabled = False
-        self.reset()
-
-    def reset(self) -> None:
-        self.queries_served = 0
-        self.pages_served = 0
-        self.items_served = 0
-        self.bytes_served = 0
-        self.units_served = 0.0
-
-    def __call__(self, request: Any, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
-        from moto.core.botocore_stubber import MockRawResponse
-
-        if not self.enabled:
-            return None
-        query = json.loads(request.body)
-        values = query.get("ExpressionAttributeValues", {})
-        if {"S": self.partition} not in values.values():
-            return None
-        low, high = sorted(str(value["S"]) for value in values.values() if value != {"S": self.partition})
-        after = query.get("ExclusiveStartKey", {}).get("sk", {}).get("S")
-        page = self._bodies.get((low, high, after))
-        if page is None:
-            page = self._bodies[(low, high, after)] = self._page(low, high, after)
-        body, page_bytes = page
-        self.queries_served += after is None
-        self.pages_served += 1
-        self.items_served += json.loads(body)["Count"]
-        self.bytes_served += page_bytes
-        self.units_served += read_units(page_bytes)
-        response = AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, MockRawResponse(body))
-        # botocore calls every before-send handler and keeps the first answer; this URL makes moto's pass.
-        request.url = "https://replayed.invalid/"
-        return response
-
-    def _page(self, low: str, high: str, after: str | None) -> tuple[bytes, int]:
-        """The page of the Query on [low, high] that follows `after`, and its size as DynamoDB counts it."""
-        position = bisect.bisect_right(self._keys, after) if after else bisect.bisect_left(self._keys, low)
-        chosen: list[str] = []
-        size = 0
-        while position < len(self._keys) and self._keys[position] <= high:
-            if chosen and size + self._sizes[position] > PAGE_BYTES:
-                return self._render(chosen, self._keys[position - 1]), size
-            chosen.append(self._wire[position])
-            size += self._sizes[position]
-            position += 1
-        return self._render(chosen, None), size
-
-    def _render(self, chosen: list[str], last: str | None) -> bytes:
-        page = f'{{"Count": {len(chosen)}, "ScannedCount": {len(chosen)}, "Items": [{", ".join(chosen)}]'
-        if last is not None:
-            key = {"pk": {"S": self.partition}, "sk": {"S": last}}
-            page += f', "LastEvaluatedKey": {json.dumps(key)}'
-        return (page + "}").encode()
+    # Every 0.5 % step across the 0.001 %..99.999 % quantiles of the simulated lognormal (mu 7.5, sigma 1.3).
+    low, high = math.exp(7.5 - 4.26 * 1.3), math.exp(7.5 + 4.26 * 1.3)
+    latencies = [low * 1.005**step for step in range(int(math.log(high / low) / math.log(1.005)) + 1)]
+    calendar, business = (
+        LatencyHistogram.from_values(latencies),
+        LatencyHistogram.from_values([latency * 0.4 for latency in latencies]),
+    )
+    start = NOW - timedelta(days=window_days)
+    periods = [(Granularity.DAY, start + timedelta(days=day)) for day in range(window_days + 1)]
+    # The partial edge days, hour by hour: the rest of the first day, and today until now.
+    periods += [(Granularity.HOUR, start + timedelta(hours=hour)) for hour in range(24 - start.hour)]
+    periods += [(Granularity.HOUR, NOW - timedelta(hours=hour + 1)) for hour in range(NOW.hour)]
+    items, mentions = [], 0
+    for granularity, moment in periods:
+        for channel in CHANNELS:
+            for priority in Priority:
+                for kind in WaitKind:
+                    key = BucketKey("acme", granularity.label(moment), kind, channel, priority, granularity)
+                    totals = BucketTotals(calendar=calendar.copy(), business=business.copy())
+                    waits = len(latencies)
+                    totals.counters.update(
+                        {"waits": waits, "responded": waits, "met": waits // 2, "breached": waits // 2}
+                    )
+                    items.append(stored_bucket(key, totals))
+    for item in items:
+        read_daily = (
+            str(item["sk"]).startswith("D#") and start.date() < date.fromisoformat(str(item["day"])) < NOW.date()
+        )
+        read_hourly = str(item["sk"]).startswith("H#")
+        if "#first#" in str(item["sk"]) and (read_daily or read_hourly):
+            mentions += int(item["n_waits"])
+    return items, mentions
 
 
 @dataclass
-class Measured:
-    """One way of reading the window, timed: the handler's median time and what its Queries read."""
+class Cell:
+    posts: int
+    window_days: int
+    compacted: bool
+    reads: Reads = field(default_factory=Reads)
+    handler_ms: float = 0.0
+    mentions: int = 0
+    note: str = ""
 
-    name: str
-    handler_seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    queries: int = 0
-    pages: int = 0
-    items: int = 0
-    megabytes: float = 0.0
-    units: float = 0.0
-    budget_outcome: str = ""
-    moto_seconds: float | None = None
-
-    def report(self, page_ms: float) -> str:
+    def row(self, page_ms: float) -> str:
         return (
-            f"{self.name}: median handler time {self.handler_seconds * 1000:,.0f} ms"
-            f" (CPU {self.cpu_seconds * 1000:,.0f} ms),"
-            f" + ~{self.pages * page_ms:,.0f} ms DynamoDB at {page_ms:g} ms/page;"
-            f" items read {self.items:,} buckets + 1 brand item, in {self.queries} Queries of {self.pages} pages"
-            f" ({self.megabytes:.1f} MB, {self.units:,.0f} RCU eventually consistent + 1 RCU for the brand);"
-            f" {self.budget_outcome}"
+            f"{self.posts:>9,} {self.window_days:>5} d {self.reads.items:>7,} {self.reads.queries:>7}"
+            f" {self.reads.pages:>5} {self.reads.megabytes:>7.2f} {self.reads.units:>7,.1f} {self.handler_ms:>10,.0f}"
+            f" {self.reads.pages * page_ms:>8,.0f}"
+            f" {self.mentions:>9,}"
         )
+
+
+HEADER = (
+    "    posts window   items Queries pages      MB     RCU handler ms  ~DDB ms  mentions\n"
+    "                  read                                 (median)  (est.)"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks api_summary", description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--channels", type=int, default=10, choices=range(1, len(CHANNELS) + 1))
-    parser.add_argument("--kinds", default="first,next", help="wait kinds with buckets: first,next or first")
-    parser.add_argument("--runs", type=int, default=3, help="timed handler runs")
+    parser.add_argument("--posts", default=",".join(str(count) for count in POST_COUNTS), help="post counts")
+    parser.add_argument("--windows", default=",".join(str(days) for days in WINDOWS), help="window lengths in days")
+    parser.add_argument("--runs", type=int, default=3, help="timed handler runs per cell")
     parser.add_argument("--page-ms", type=float, default=20.0, help="assumed DynamoDB time per Query page (estimate)")
-    parser.add_argument("--moto-query", action="store_true", help="also time one run against moto itself (slow)")
+    parser.add_argument(
+        "--saturated-windows",
+        type=lambda value: [int(days) for days in value.split(",") if days],
+        default=[7],
+        help="windows (days) of the saturated-bucket ceiling; empty for none (90 takes ~2 minutes)",
+    )
+    parser.add_argument("--uncompacted-window", type=int, default=90, help="window of the never-compacted series")
     arguments = parser.parse_args(argv)
-    _prepare_environment()
-    kinds = tuple(kind.strip() for kind in arguments.kinds.split(",") if kind.strip())
+    post_counts = [int(value) for value in arguments.posts.split(",")]
+    windows = [int(value) for value in arguments.windows.split(",")]
+    if max(windows) > SPAN_DAYS or not set(windows) <= set(WINDOWS):
+        parser.error(f"windows must be among {WINDOWS} (the simulated buckets cover their edge days)")
+    prepare_environment()
 
     import boto3
     from moto import mock_aws
 
     from devtools.lambda_runtime import FakeLambdaContext, load_handler
     from devtools.template import create_table_arguments
-    from replyclock.api.dependencies import api_settings, current_time, read_deadline
+    from replyclock.api.dependencies import current_time, read_deadline
     from replyclock.dal import table
     from replyclock.dal.brands import BrandStore
     from replyclock.models.domain import Brand
@@ -314,122 +240,151 @@ def main(argv: list[str] | None = None) -> None:
     table.get_resource.cache_clear()
     table.get_table.cache_clear()
     get_settings.cache_clear()
-    # "before": daily buckets exist only from the day after the window, so the API reads hourly buckets alone.
-    hourly_only = get_settings().model_copy(update={"daily_buckets_from": NOW.date() + timedelta(days=1)})
-    modes: dict[str, Callable[[], Any]] = {"before (hourly buckets only)": lambda: hourly_only}
-    modes["after (daily + hourly at the edges)"] = get_settings
     with mock_aws():
         boto3.client("dynamodb").create_table(**create_table_arguments("Table", TABLE_NAME))
         BrandStore(TABLE_NAME).put(Brand(id="acme", name="Acme"))
-        hourly = list(bucket_items(arguments.days, arguments.channels, kinds))
-        daily = daily_items(hourly)
-        check_item_shape(hourly[0], "hour")
-        check_item_shape(daily[0], "day")
-        items = daily + hourly
-        pages = BucketPages(items)
-        table.get_resource().meta.client.meta.events.register_first("before-send.dynamodb.Query", pages)
-        mentions = sum(item["n_waits"] for item in hourly if "#first#" in item["sk"])
-        assert mentions == sum(item["n_waits"] for item in daily if "#first#" in item["sk"])
-        for name, found in (("hourly", hourly), ("daily", daily)):
-            sizes = [item_size(item) for item in found]
-            print(
-                f"{len(found):,} {name} buckets: {arguments.days} days{' x 24 h' if name == 'hourly' else ''}"
-                f" x {arguments.channels} channels x 4 priorities x {len(kinds)} kinds, {statistics.mean(sizes):,.0f} B"
-                f" each ({sum(sizes) / 1e6:.1f} MB, {guard_share(found):.0%} of it guards)",
-                flush=True,
-            )
-
         handler = load_handler(REPO_ROOT / "functions" / "api" / "app.py")
         app = sys.modules["_replyclock_function_api"].app
         app.dependency_overrides[current_time] = lambda: NOW
+        client = table.get_resource().meta.client
 
-        def ask(days: int, expected_mentions: int | None = None, expected_status: int | None = 200) -> str:
+        def ask(days: int, expect_ok: bool = True) -> dict[str, Any]:
             event = json.loads((REPO_ROOT / "events" / "api_metrics_summary.json").read_text())
-            start = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:00:00Z")
+            start = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
             end = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
             event["queryStringParameters"] = {"brand": "acme", "from": start, "to": end}
             event["rawQueryString"] = f"brand=acme&from={start}&to={end}"
             response = handler(event, FakeLambdaContext(function_name="ApiFunction"))
-            assert expected_status is None or response["statusCode"] == expected_status, response["body"]
-            if expected_mentions is not None:
-                assert json.loads(response["body"])["mentions"] == expected_mentions
-            return str(response["body"])
+            assert response["statusCode"] == 200 or not expect_ok, response["body"]
+            return {"status": response["statusCode"], **json.loads(response["body"])}
 
-        # The pages served at the wire must read exactly as moto's: compare on two days (half, whole, half).
-        since = NOW - timedelta(days=2)
-        recent = [item for item in hourly if str(item["sk"]) >= f"H#{since:%Y-%m-%dT%H}"]
-        recent += [item for item in daily if str(item["sk"]) >= f"D#{since:%Y-%m-%d}"]
-        _write(recent)
-        answers = set()
-        for settings in modes.values():
-            app.dependency_overrides[api_settings] = settings
-            pages.enabled = False
-            moto_answer = ask(2)
-            pages.enabled = True
-            assert ask(2) == moto_answer, "the replayed pages disagree with moto"
-            answers.add(moto_answer)
-        assert len(answers) == 1, "daily buckets changed the answer"
-        print(
-            f"replayed Query pages agree with moto on a 2-day window ({len(recent):,} buckets), both ways", flush=True
-        )
-
-        results: list[Measured] = []
-        full_answers = set()
-        for name, settings in modes.items():
-            app.dependency_overrides[api_settings] = settings
-            measured = Measured(name)
-            # Timed: the whole window, once untimed to render the pages, then without the time budget.
-            app.dependency_overrides[read_deadline] = lambda: math.inf
-            full_answers.add(ask(arguments.days, mentions))
+        def measure(pages: BucketPages, cell: Cell, first_starts: list[datetime]) -> Cell:
+            since = NOW - timedelta(days=cell.window_days)
+            expected = bisect.bisect_right(first_starts, NOW) - bisect.bisect_left(first_starts, since)
+            answer = ask(cell.window_days)  # untimed: renders the pages once, as DynamoDB would have them ready
+            assert answer["mentions"] == expected, (cell, answer["mentions"], expected)
             pages.reset()
-            cpu_started = time.process_time()
-            measured.handler_seconds = median_seconds(lambda: ask(arguments.days, mentions), arguments.runs)
-            measured.cpu_seconds = (time.process_time() - cpu_started) / arguments.runs
-            measured.queries, measured.pages = (
-                pages.queries_served // arguments.runs,
-                pages.pages_served // arguments.runs,
-            )
-            measured.items = pages.items_served // arguments.runs
-            measured.megabytes = pages.bytes_served / arguments.runs / 1e6
-            measured.units = pages.units_served / arguments.runs
+            cell.handler_ms = median_seconds(lambda: ask(cell.window_days), arguments.runs) * 1000
+            cell.mentions = answer["mentions"]
+            cell.reads = pages.reads_per_request(arguments.runs)
+            return cell
 
-            # With the production time budget (API Gateway's 30 s), the API either answers or refuses early.
+        compacted: list[Cell] = []
+        uncompacted: list[Cell] = []
+        budget_line = ""
+        for posts in post_counts:
+            waits = simulate(posts, seed=posts)
+            first_starts = sorted(wait.started_at for wait in waits if wait.kind == "first")
+            for is_compacted in (True, False):
+                items = bucket_dataset(waits, compacted=is_compacted)
+                pages = BucketPages(items)
+                client.meta.events.register_first("before-send.dynamodb.Query", pages)
+                if posts == post_counts[0] and is_compacted:
+                    _agree_with_moto(pages, items, ask)
+                pages.enabled = True
+                app.dependency_overrides[read_deadline] = lambda: math.inf
+                if is_compacted:
+                    sizes = [item_size(item) for item in items]
+                    print(
+                        f"{posts:,} posts over {SPAN_DAYS} days: {len(items):,} buckets (daily, and hourly on the"
+                        f" windows' edge days), {sum(sizes) / len(sizes):,.0f} B each on average",
+                        flush=True,
+                    )
+                    compacted += [measure(pages, Cell(posts, days, True), first_starts) for days in windows]
+                    if posts == max(post_counts):
+                        # With the production time budget (API Gateway's 30 s) in place, the longest window:
+                        del app.dependency_overrides[read_deadline]
+                        started = time.perf_counter()
+                        outcome = ask(max(windows), expect_ok=False)
+                        seconds = time.perf_counter() - started
+                        verdict = "answered" if outcome["status"] == 200 else f"refused ({outcome.get('message')})"
+                        budget_line = (
+                            f"with the API's 30 s budget in place, {posts:,} posts over {max(windows)} days:"
+                            f" {verdict} in {seconds:.1f} s"
+                        )
+                else:
+                    cell = Cell(posts, arguments.uncompacted_window, False)
+                    uncompacted.append(measure(pages, cell, first_starts))
+                client.meta.events.unregister("before-send.dynamodb.Query", pages)
+
+        saturated: list[Cell] = []
+        for days in arguments.saturated_windows:
+            items, mentions = saturated_dataset(days)
+            pages = BucketPages(items)
+            client.meta.events.register_first("before-send.dynamodb.Query", pages)
+            pages.enabled = True
+            app.dependency_overrides[read_deadline] = lambda: math.inf
+            cell = Cell(0, days, True)
+            answer = ask(days)
+            assert answer["mentions"] == mentions, (answer["mentions"], mentions)
+            pages.reset()
+            cell.handler_ms = median_seconds(lambda days=days: ask(days), 1) * 1000
+            cell.mentions, cell.reads = mentions, pages.reads_per_request(1)
             del app.dependency_overrides[read_deadline]
             started = time.perf_counter()
-            outcome = json.loads(ask(arguments.days, expected_status=None))
-            seconds = time.perf_counter() - started
-            measured.budget_outcome = (
-                f"with the 30 s budget the API refuses it after {seconds:.1f} s: {outcome['message']}"
-                if "message" in outcome
-                else f"with the 30 s budget the API answers it in {seconds:.1f} s"
-            )
-            results.append(measured)
-        assert len(full_answers) == 1, "daily buckets changed the 90-day answer"
+            outcome = ask(days, expect_ok=False)
+            verdict = "answered" if outcome["status"] == 200 else f"refused with 400 ({outcome.get('message')})"
+            cell.note = f"with the 30 s budget: {verdict} after {time.perf_counter() - started:.1f} s"
+            saturated.append(cell)
+            client.meta.events.unregister("before-send.dynamodb.Query", pages)
 
-        if arguments.moto_query:
-            pages.enabled = False
-            app.dependency_overrides[read_deadline] = lambda: math.inf
-            _write([item for item in items if item not in recent])
-            for measured, settings in zip(results, modes.values(), strict=True):
-                app.dependency_overrides[api_settings] = settings
-                print(f"timing {measured.name} against moto itself (minutes)...", flush=True)
-                measured.moto_seconds = median_seconds(lambda: ask(arguments.days, mentions), 1)
-
-    print(f"summary over {arguments.days} days, {arguments.runs} runs each; both ways give the same answer:")
-    for measured in results:
-        print(f"  {measured.report(arguments.page_ms)}")
-        if measured.moto_seconds is not None:
-            print(f"    against moto itself: {measured.moto_seconds:,.0f} s (moto's response serialisation dominates)")
-    before, after = results
-    print(
-        f"daily roll-ups: {before.items / after.items:.1f}x fewer items, {before.units / after.units:.1f}x fewer read"
-        f" units, {before.handler_seconds / after.handler_seconds:.1f}x less handler time"
-    )
+    _conclude(compacted, uncompacted, budget_line, arguments.page_ms)
+    if saturated:
+        print("the ceiling: every bucket holding every latency bin the distribution reaches (any post count beyond)")
+        for cell in saturated:
+            print(f"{'saturated':>9} {cell.row(arguments.page_ms)[10:]}  {cell.note}")
 
 
-def _write(items: list[dict[str, Any]]) -> None:
+def _agree_with_moto(pages: BucketPages, items: list[dict[str, Any]], ask: Any) -> None:
+    """The served pages must answer exactly as moto does: compare on 2 days (half, whole, half day)."""
+    since = NOW - timedelta(days=2)
+    recent = [item for item in items if str(item["sk"])[2:12] >= f"{since:%Y-%m-%d}"]
     import boto3
 
     with boto3.resource("dynamodb").Table(TABLE_NAME).batch_writer() as writer:
-        for item in items:
+        for item in recent:
             writer.put_item(Item=item)
+    pages.enabled = False
+    from_moto = ask(2)
+    pages.enabled = True
+    assert ask(2) == from_moto, "the served pages disagree with moto"
+    print(f"served Query pages answer as moto does on a 2-day window ({len(recent):,} buckets)", flush=True)
+
+
+def _conclude(compacted: list[Cell], uncompacted: list[Cell], budget_line: str, page_ms: float) -> None:
+    print(f"summary by window and post count, compacted buckets (items and bytes as DynamoDB counts them):\n{HEADER}")
+    for cell in compacted:
+        print(cell.row(page_ms))
+    if uncompacted:
+        print("the same buckets never compacted (every bucket keeps one guard per conversation):")
+        for cell in uncompacted:
+            print(cell.row(page_ms))
+    if budget_line:
+        print(budget_line)
+    by_posts: dict[int, dict[int, Cell]] = defaultdict(dict)
+    for cell in compacted:
+        by_posts[cell.posts][cell.window_days] = cell
+    counts = sorted(by_posts)
+    combinations = len(CHANNELS) * len(PRIORITY_WEIGHTS) * 2
+    print(
+        f"a summary reads at most {combinations} daily buckets per whole day and {combinations} hourly ones per hour"
+        " of its partial edge days, however many posts: items grow with posts only until every"
+        " (day, channel, priority, kind) has a bucket; after that only histogram bins are added,"
+        " up to their fixed range"
+    )
+    for fewer, more in zip(counts, counts[1:], strict=False):
+        for days in sorted(by_posts[more]):
+            low, high = by_posts[fewer][days], by_posts[more][days]
+            print(
+                f"{days:>3} d, {fewer:,} -> {more:,} posts ({more / fewer:g}x):"
+                f" {high.reads.items / max(low.reads.items, 1):.2f}x the items,"
+                f" {high.reads.units / max(low.reads.units, 1):.2f}x the RCU,"
+                f" {high.handler_ms / max(low.handler_ms, 1e-9):.2f}x the handler time"
+            )
+    if len(uncompacted) > 1:
+        low, high = uncompacted[0], uncompacted[-1]
+        print(
+            f"never compacted, {high.window_days} d, {low.posts:,} -> {high.posts:,} posts:"
+            f" {high.reads.units / max(low.reads.units, 1):.2f}x the RCU,"
+            f" {high.handler_ms / max(low.handler_ms, 1e-9):.2f}x the handler time (guards grow with posts)"
+        )

@@ -21,10 +21,12 @@ os.environ.update(
     }
 )
 
-from devtools import moto_speedups  # noqa: E402
+from devtools import moto_limits, moto_speedups  # noqa: E402
 from devtools.localstack import moto_json  # noqa: E402
 
 moto_speedups.install()
+# moto takes expressions DynamoDB refuses (over 4 KB, over 300 operators); these tests must not.
+moto_limits.install()
 # moto's generic response encoder dominates the slow suites; the local stack's DynamoDB fast path
 # gives byte-identical JSON (tests/localstack/test_moto_json.py compares them).
 moto_json.install()

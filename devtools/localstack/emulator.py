@@ -35,11 +35,13 @@ class Emulator:
 
     def start(self) -> str:
         # The speedups patch moto's classes, so they must run in the process that hosts the server.
-        from devtools import moto_speedups
+        from devtools import moto_limits, moto_speedups
         from devtools.localstack import moto_json
 
         moto_speedups.install()
         moto_json.install()
+        # Refusing what DynamoDB refuses is not a speedup: it stays installed.
+        moto_limits.install()
         from moto.server import ThreadedMotoServer
 
         # werkzeug logs one line per request; the local stack makes hundreds per second.

@@ -1,4 +1,4 @@
-"""sweep: every minute, move unanswered waits to at-risk and breached, alert, and report open waits."""
+"""sweep: every minute, move unanswered waits to at-risk and breached, alert, report open waits, compact buckets."""
 
 from __future__ import annotations
 
@@ -8,16 +8,22 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
+from replyclock.dal.compaction import CompactionCursorStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.notifications import AlertPublisher
 from replyclock.dal.open_waits import OpenWaitIndex
 from replyclock.dal.posts import PostStore
 from replyclock.models.domain import WaitStatus
 from replyclock.observability import logger, metrics, tracer
+from replyclock.services.compacting import compact_buckets
 from replyclock.services.measuring import directory_from
 from replyclock.services.sweeping import Alert, sweep
 from replyclock.settings import get_settings
+
+# Compaction starts another hour only with this much time left (an hour takes a few Queries per brand).
+COMPACTION_RESERVE_MILLIS = 20_000
 
 
 def _count(name: str, brand: str, channel: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
@@ -47,16 +53,34 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             # The service-wide rollup feeds the compliance alarm, as measure's does.
             metrics.add_metric(name="SLABreached", unit=MetricUnit.Count, value=1)
 
+    brands = BrandStore(settings.table_name).all()
+    now = datetime.now(UTC)
     outcome = sweep(
         OpenWaitIndex(settings.table_name),
         ConversationStore(settings.table_name),
         PostStore(settings.table_name),
-        directory_from(BrandStore(settings.table_name).all()),
+        directory_from(brands),
         publish,
-        now=datetime.now(UTC),
+        now=now,
     )
     for (brand, channel), gauge in outcome.gauges.items():
         _count("OpenWaits", brand, channel, gauge.open_waits)
         _count("OldestOpenWaitSeconds", brand, channel, gauge.oldest_open_wait_seconds, MetricUnit.Seconds)
     logger.info("swept", alerts=len(outcome.alerts), open_waits=sum(g.open_waits for g in outcome.gauges.values()))
-    return {"alerts": len(outcome.alerts), "skipped": outcome.skipped}
+
+    # After the alerts, which are due now; compaction can wait for the next minute if time runs short.
+    compaction = compact_buckets(
+        BucketStore(settings.table_name),
+        CompactionCursorStore(settings.table_name),
+        [brand.id for brand in brands],
+        now,
+        out_of_time=lambda: context.get_remaining_time_in_millis() < COMPACTION_RESERVE_MILLIS,
+    )
+    if compaction.hours:
+        logger.info(
+            "compacted",
+            hours=compaction.hours,
+            buckets=compaction.buckets_compacted,
+            guards_removed=compaction.guards_removed,
+        )
+    return {"alerts": len(outcome.alerts), "skipped": outcome.skipped, "compacted_hours": len(compaction.hours)}

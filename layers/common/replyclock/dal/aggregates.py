@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,15 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import get_resource, get_table, query_items, to_decimal, translate
+from replyclock.dal.table import (
+    ConditionFailed,
+    StoreError,
+    get_resource,
+    get_table,
+    query_items,
+    to_decimal,
+    translate,
+)
 from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Priority, WaitKind
@@ -31,8 +39,16 @@ GUARD_PREFIX = "g_"
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
 _BATCH_GET_LIMIT = 100
+# DynamoDB refuses an expression over 4 KB or with more than 300 operators (moto does not check;
+# devtools/moto_limits.py makes it, in tests and the local stack).
+MAX_EXPRESSION_BYTES = 4096
+MAX_EXPRESSION_OPERATORS = 300
 _SORT_KEY_PREFIX = {Granularity.HOUR: "H", Granularity.DAY: "D"}
 _GRANULARITY_OF_PREFIX = {prefix: granularity for granularity, prefix in _SORT_KEY_PREFIX.items()}
+
+
+class WriteTooLarge(StoreError):
+    """The sums and guards of a write exceed what one UpdateItem may carry: split it by conversation."""
 
 
 def guard_name(source_key: str) -> str:
@@ -103,15 +119,110 @@ def _additions(totals: BucketTotals) -> dict[str, Decimal | int]:
     return additions
 
 
+def stored_bucket(key: BucketKey, totals: BucketTotals, guards: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The item a new bucket is once `totals` (and these guards) were applied to it, as BucketStore.apply leaves it.
+
+    For building datasets (benchmarks, tests) without replaying every delta through DynamoDB.
+    """
+    return {
+        **bucket_item_key(key),
+        "item_type": BUCKET_ITEM_TYPE,
+        "brand_id": key.brand_id,
+        key.granularity.value: key.period,
+        **_additions(totals),
+        **(guards or {}),
+    }
+
+
 @dataclass(frozen=True)
 class GuardedWrite:
-    """A sum of deltas for one bucket and the guards it moves forward."""
+    """A sum of deltas for one bucket and the guards it moves forward.
+
+    `guards_expired` (guard -> the value read) are removed too when the expression has
+    room for them; pruning is opportunistic, so what does not fit stays for a later write.
+    """
 
     key: BucketKey
     totals: BucketTotals
     guards_read: Mapping[str, str]
     guards_written: Mapping[str, str]
-    guards_expired: tuple[str, ...] = ()
+    guards_expired: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Expression:
+    update: str
+    condition: str
+    names: dict[str, str]
+    values: dict[str, Any]
+    operators: int
+    removed: tuple[str, ...]
+
+    def fits(self) -> bool:
+        return (
+            len(self.update.encode()) <= MAX_EXPRESSION_BYTES
+            and len(self.condition.encode()) <= MAX_EXPRESSION_BYTES
+            and self.operators <= MAX_EXPRESSION_OPERATORS
+        )
+
+
+def _render(write: GuardedWrite) -> _Expression:
+    """The UpdateItem of a write: ADD the sums, SET the guards, REMOVE the expired guards that fit."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    adds: list[str] = []
+    for position, (attribute, amount) in enumerate(sorted(_additions(write.totals).items())):
+        names[f"#a{position}"] = attribute
+        values[f":a{position}"] = amount
+        adds.append(f"#a{position} :a{position}")
+    sets = []
+    conditions = []
+    for position, (guard, value) in enumerate(sorted(write.guards_written.items())):
+        names[f"#g{position}"] = guard
+        values[f":g{position}"] = value
+        sets.append(f"#g{position} = :g{position}")
+        if guard in write.guards_read:
+            values[f":r{position}"] = write.guards_read[guard]
+            conditions.append(f"#g{position} = :r{position}")
+        else:
+            conditions.append(f"attribute_not_exists(#g{position})")
+    key = write.key
+    for position, (attribute, value) in enumerate(
+        # "hour" (hourly buckets) or "day" (daily buckets): the period, for people reading the table.
+        (("item_type", BUCKET_ITEM_TYPE), ("brand_id", key.brand_id), (key.granularity.value, key.period))
+    ):
+        names[f"#k{position}"] = attribute
+        values[f":k{position}"] = value
+        sets.append(f"#k{position} = :k{position}")
+    update = f"SET {', '.join(sets)}"
+    if adds:
+        update += f" ADD {', '.join(adds)}"
+    # Each condition is one comparison or function, joined by AND: 2n - 1 operators.
+    operators = 2 * len(conditions) - 1
+    condition = " AND ".join(conditions)
+    removed: list[str] = []
+    for position, (guard, value) in enumerate(sorted(write.guards_expired.items())):
+        # Removed only if it still holds the value read: a concurrent write may have just made it fresh.
+        remove = f"{', ' if removed else ' REMOVE '}#x{position}"
+        check = f"{' AND ' if condition else ''}#x{position} = :x{position}"
+        if (
+            len(update) + len(remove) > MAX_EXPRESSION_BYTES
+            or len(condition) + len(check) > MAX_EXPRESSION_BYTES
+            or operators + 2 > MAX_EXPRESSION_OPERATORS
+        ):
+            break
+        names[f"#x{position}"] = guard
+        values[f":x{position}"] = value
+        update += remove
+        condition += check
+        operators += 2
+        removed.append(guard)
+    return _Expression(update, condition, names, values, operators, tuple(removed))
+
+
+def write_fits(write: GuardedWrite) -> bool:
+    """Whether one UpdateItem can carry the write within DynamoDB's expression limits."""
+    return _render(replace(write, guards_expired={})).fits()
 
 
 class BucketStore:
@@ -133,57 +244,60 @@ class BucketStore:
                 except ClientError as error:
                     raise translate(error) from error
                 for item in response.get("Responses", {}).get(table_name, []):
-                    guards[bucket_key_from_item(item)] = {
-                        name: str(value) for name, value in item.items() if name.startswith(GUARD_PREFIX)
-                    }
+                    guards[bucket_key_from_item(item)] = _guards_of(item)
                 request = dict(response.get("UnprocessedKeys") or {})
         return guards
 
-    def apply(self, write: GuardedWrite) -> None:
-        """ADD the sums and move the guards, only if no guard moved since they were read."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        adds: list[str] = []
-        for position, (attribute, amount) in enumerate(sorted(_additions(write.totals).items())):
-            names[f"#a{position}"] = attribute
-            values[f":a{position}"] = amount
-            adds.append(f"#a{position} :a{position}")
-        sets = []
-        conditions = []
-        for position, (guard, value) in enumerate(sorted(write.guards_written.items())):
-            names[f"#g{position}"] = guard
-            values[f":g{position}"] = value
-            sets.append(f"#g{position} = :g{position}")
-            if guard in write.guards_read:
-                values[f":r{position}"] = write.guards_read[guard]
-                conditions.append(f"#g{position} = :r{position}")
-            else:
-                conditions.append(f"attribute_not_exists(#g{position})")
-        key = write.key
-        for position, (attribute, value) in enumerate(
-            # "hour" (hourly buckets) or "day" (daily buckets): the period, for people reading the table.
-            (("item_type", BUCKET_ITEM_TYPE), ("brand_id", key.brand_id), (key.granularity.value, key.period))
-        ):
-            names[f"#k{position}"] = attribute
-            values[f":k{position}"] = value
-            sets.append(f"#k{position} = :k{position}")
-        expression = f"SET {', '.join(sets)}"
-        if adds:
-            expression += f" ADD {', '.join(adds)}"
-        if write.guards_expired:
-            for position, guard in enumerate(write.guards_expired):
-                names[f"#x{position}"] = guard
-            expression += " REMOVE " + ", ".join(f"#x{position}" for position in range(len(write.guards_expired)))
+    def guards_of_period(self, brand_id: str, granularity: Granularity, period: str) -> dict[BucketKey, dict[str, str]]:
+        """The guards of every bucket of a brand's hour ("YYYY-MM-DDTHH") or day ("YYYY-MM-DD")."""
+        prefix = _SORT_KEY_PREFIX[granularity]
+        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").begins_with(f"{prefix}#{period}#")
+        return {
+            bucket_key_from_item(item): _guards_of(item)
+            for item in query_items(self._table, KeyConditionExpression=condition)
+        }
+
+    def apply(self, write: GuardedWrite) -> tuple[str, ...]:
+        """ADD the sums and move the guards, only if no guard moved since they were read.
+
+        Returns the expired guards it removed (those that fit in the expression).
+        Raises WriteTooLarge when the sums and guards alone exceed DynamoDB's expression limits.
+        """
+        expression = _render(write)
+        if not expression.fits():
+            raise WriteTooLarge(f"{write.key}: {len(write.guards_written)} guards do not fit in one UpdateItem")
+        request: dict[str, Any] = {
+            "Key": bucket_item_key(write.key),
+            "UpdateExpression": expression.update,
+            "ExpressionAttributeNames": expression.names,
+            "ExpressionAttributeValues": expression.values,
+        }
+        if expression.condition:
+            request["ConditionExpression"] = expression.condition
         try:
-            self._table.update_item(
-                Key=bucket_item_key(key),
-                UpdateExpression=expression,
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            self._table.update_item(**request)
         except ClientError as error:
             raise translate(error) from error
+        return expression.removed
+
+    def remove_guards(self, key: BucketKey, guards: Mapping[str, str]) -> int:
+        """Remove guards that still hold the values read, in as many UpdateItems as the limits need.
+
+        A guard that moved since it was read (a concurrent write made it fresh) stays: the
+        UpdateItem that would remove it fails its condition and this returns what it removed so far.
+        """
+        removed = 0
+        remaining = dict(guards)
+        while remaining:
+            write = GuardedWrite(key, BucketTotals(), guards_read={}, guards_written={}, guards_expired=remaining)
+            try:
+                done = self.apply(write)
+            except ConditionFailed:
+                break
+            removed += len(done)
+            for guard in done:
+                del remaining[guard]
+        return removed
 
     def query(self, brand_id: str, first_hour: str, last_hour: str) -> list[tuple[BucketKey, BucketTotals]]:
         """Hourly buckets of a brand whose hour lies in [first_hour, last_hour]; reads aggregates only."""
@@ -202,7 +316,12 @@ class BucketStore:
         return [(bucket_key_from_item(item), totals_from_item(item)) for item in items]
 
 
-def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str]) -> tuple[str, ...]:
+def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str] = ()) -> dict[str, str]:
+    """The guards no redelivery can challenge any more (applied over GUARD_RETENTION ago), with their values."""
     cutoff = (now - GUARD_RETENTION).timestamp()
     kept = set(keep)
-    return tuple(sorted(name for name, value in guards.items() if name not in kept and _guard_time(value) < cutoff))
+    return {name: value for name, value in guards.items() if name not in kept and _guard_time(value) < cutoff}
+
+
+def _guards_of(item: Mapping[str, Any]) -> dict[str, str]:
+    return {name: str(value) for name, value in item.items() if name.startswith(GUARD_PREFIX)}

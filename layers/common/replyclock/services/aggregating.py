@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from replyclock.dal.aggregates import (
@@ -18,6 +18,7 @@ from replyclock.dal.aggregates import (
     guard_name,
     guard_value,
     guard_version,
+    write_fits,
 )
 from replyclock.dal.table import ConditionFailed, StoreError
 from replyclock.logic.aggregation import BucketKey, BucketTotals, rolled_up, state_delta
@@ -67,19 +68,43 @@ def apply_state_changes(store: BucketStore, changes: Sequence[StateChange], now:
 def _apply_bucket(
     store: BucketStore, key: BucketKey, changes: list[StateChange], guards: dict[str, str], now: datetime
 ) -> int:
+    written = 0
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        write = _guarded_write(key, changes, guards, now)
-        if write is None:
-            return 0
         try:
-            store.apply(write)
-            return 1
+            for write in _guarded_writes(key, changes, guards, now):
+                store.apply(write)
+                written += 1
+            return written
         except ConditionFailed:
-            # Another invocation moved one of our guards; what it applied must not be applied again.
+            # Another invocation moved one of our guards (or we applied part of the writes): re-read, so
+            # nothing it or we applied is applied again.
             if attempt == MAX_ATTEMPTS:
                 raise
             guards = store.read_guards([key])[key]
     raise AssertionError("unreachable")
+
+
+def _guarded_writes(
+    key: BucketKey, changes: list[StateChange], guards: dict[str, str], now: datetime
+) -> list[GuardedWrite]:
+    """One write for the bucket, or several when DynamoDB's expression limits need it.
+
+    A write moves the guards of the conversations whose deltas it adds, so splitting by
+    conversation keeps every part exactly-once on its own.
+    """
+    write = _guarded_write(key, changes, guards, now)
+    if write is None:
+        return []
+    sources = sorted({change.source_key for change in changes})
+    if write_fits(write) or len(sources) == 1:
+        return [write]
+    first_half = set(sources[: len(sources) // 2])
+    first = [change for change in changes if change.source_key in first_half]
+    rest = [change for change in changes if change.source_key not in first_half]
+    # Expired guards are pruned once, by the first part.
+    return _guarded_writes(key, first, guards, now) + [
+        replace(part, guards_expired={}) for part in _guarded_writes(key, rest, guards, now)
+    ]
 
 
 def _guarded_write(

@@ -1,0 +1,55 @@
+"""BucketStore: what a guarded write leaves in the table, and reading a period's guards back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+
+from replyclock.dal.aggregates import (
+    GuardedWrite,
+    bucket_item_key,
+    guard_name,
+    guard_value,
+    stored_bucket,
+    totals_from_item,
+)
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
+from replyclock.logic.histogram import LatencyHistogram
+from replyclock.models.domain import Priority, WaitKind
+from tests.support.builders import T0
+from tests.support.pipeline import Pipeline
+
+KEY = BucketKey("acme", "2026-11-18T10", WaitKind.FIRST, "x", Priority.NORMAL)
+
+
+def some_totals() -> BucketTotals:
+    totals = BucketTotals(
+        calendar=LatencyHistogram.from_values([0.0, 12.5, 600.0, 86_400.0]),
+        business=LatencyHistogram.from_values([0.0, 5.0, 240.0, 30_000.0]),
+    )
+    totals.counters.update({"waits": 5, "responded": 4, "met": 3, "breached": 1, "open": 1})
+    return totals
+
+
+def test_stored_bucket_is_what_a_guarded_write_leaves_in_a_new_bucket(pipeline: Pipeline) -> None:
+    guards = {guard_name("CONV#x#c1|STATE#acme"): guard_value(3, T0)}
+    pipeline.buckets.apply(GuardedWrite(KEY, some_totals(), guards_read={}, guards_written=guards))
+
+    item = boto3.resource("dynamodb").Table(pipeline.table_name).get_item(Key=bucket_item_key(KEY))["Item"]
+
+    assert item == stored_bucket(KEY, some_totals(), guards)
+    assert totals_from_item(item).counters == some_totals().counters
+
+
+def test_guards_of_period_reads_every_bucket_of_that_hour_and_no_other(pipeline: Pipeline) -> None:
+    other_channel = BucketKey("acme", "2026-11-18T10", WaitKind.FIRST, "reddit", Priority.HIGH)
+    next_hour = BucketKey("acme", "2026-11-18T11", WaitKind.FIRST, "x", Priority.NORMAL)
+    for number, key in enumerate((KEY, other_channel, next_hour, KEY.day())):
+        guards = {guard_name(f"state-{number}"): guard_value(1, T0 + timedelta(minutes=number))}
+        pipeline.buckets.apply(GuardedWrite(key, some_totals(), guards_read={}, guards_written=guards))
+
+    found = pipeline.buckets.guards_of_period("acme", Granularity.HOUR, "2026-11-18T10")
+
+    assert set(found) == {KEY, other_channel}
+    assert found[KEY] == {guard_name("state-0"): guard_value(1, T0)}

@@ -1,0 +1,223 @@
+"""Compaction: buckets that stopped changing lose their expired guards, and every count stays exact."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+import time_machine
+
+from devtools.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.streams import Record
+from devtools.template import REPO_ROOT
+from replyclock.dal.aggregates import GUARD_PREFIX, bucket_item_key, guard_value
+from replyclock.dal.compaction import CompactionCursorStore
+from replyclock.logic.aggregation import BucketKey, Granularity
+from replyclock.models.domain import Brand, Priority, WaitKind
+from replyclock.services.compacting import FIRST_PASS_AGE, MAX_HOURS_PER_RUN, SECOND_PASS_AGE, compact_buckets
+from tests.support.builders import T0, brand, customer
+from tests.support.expectations import (
+    brand_directory,
+    expected_snapshot,
+    expected_waits,
+    snapshot,
+    stored_buckets,
+    stored_snapshot,
+)
+from tests.support.fixtures import load_event
+from tests.support.pipeline import Pipeline
+
+ACME = Brand(id="acme", name="Acme")
+# Compaction visits T0's hour first when it runs at this time.
+T0_DUE = T0 + FIRST_PASS_AGE + timedelta(minutes=5)
+
+
+def bucket_item(pipeline: Pipeline, key: BucketKey) -> dict[str, Any]:
+    return boto3.resource("dynamodb").Table(pipeline.table_name).get_item(Key=bucket_item_key(key))["Item"]
+
+
+def guards(item: dict[str, Any]) -> dict[str, str]:
+    return {name: str(value) for name, value in item.items() if name.startswith(GUARD_PREFIX)}
+
+
+def measured_at(pipeline: Pipeline, moment: datetime, posts: list[Any]) -> None:
+    with time_machine.travel(moment, tick=False):
+        pipeline.write(posts)
+        pipeline.run()
+
+
+def compact(pipeline: Pipeline, now: datetime, brand_ids: tuple[str, ...] = ("acme",)) -> Any:
+    return compact_buckets(pipeline.buckets, CompactionCursorStore(pipeline.table_name), brand_ids, now)
+
+
+def first_bucket(granularity: Granularity = Granularity.HOUR, kind: WaitKind = WaitKind.FIRST) -> BucketKey:
+    key = BucketKey("acme", Granularity.HOUR.label(T0), kind, "x", Priority.NORMAL)
+    return key if granularity is Granularity.HOUR else key.day()
+
+
+def test_an_hour_past_retention_loses_its_guards_and_keeps_its_counts(pipeline: Pipeline) -> None:
+    # Given two answered conversations measured when they happened
+    pipeline.add_brands([ACME])
+    posts = [customer("1", 0), brand("2", 5, reply_to="1")]
+    posts += [customer("3", 10, conversation="c2"), brand("4", 30, reply_to="3", conversation="c2")]
+    measured_at(pipeline, T0 + timedelta(minutes=31), posts)
+    before = stored_snapshot(pipeline.buckets, ["acme"])
+    assert len(guards(bucket_item(pipeline, first_bucket()))) == 2
+
+    # When compaction runs once their hour is past retention
+    outcome = compact(pipeline, T0_DUE)
+
+    # Then the hourly bucket holds counters and bins only, and the same counts as before
+    assert outcome.hours == [Granularity.HOUR.label(T0)]
+    assert guards(bucket_item(pipeline, first_bucket())) == {}
+    assert outcome.guards_removed == 2
+    assert stored_snapshot(pipeline.buckets, ["acme"]) == before
+
+
+def test_guards_younger_than_retention_are_kept(pipeline: Pipeline) -> None:
+    # Given a conversation aggregated late: its hour's bucket was written one day after the hour
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(days=1), [customer("1", 0), brand("2", 5, reply_to="1")])
+
+    # When compaction visits the hour 50 hours after it
+    outcome = compact(pipeline, T0_DUE)
+
+    # Then the guard, written 26 hours ago, is still there: its record could still be redelivered
+    assert outcome.hours == [Granularity.HOUR.label(T0)]
+    assert len(guards(bucket_item(pipeline, first_bucket()))) == 1
+    assert outcome.guards_removed == 0
+
+
+def test_the_last_hour_of_a_day_compacts_the_daily_buckets_too(pipeline: Pipeline) -> None:
+    # Given a conversation late in a UTC day
+    pipeline.add_brands([ACME])
+    late = T0.replace(hour=23)
+    measured_at(pipeline, late + timedelta(minutes=6), [customer("1", 0, start=late), brand("2", 5, start=late)])
+    day_key = BucketKey("acme", Granularity.DAY.label(late), WaitKind.FIRST, "x", Priority.NORMAL, Granularity.DAY)
+    assert len(guards(bucket_item(pipeline, day_key))) == 1
+
+    # When compaction reaches hour 23 of that day
+    compact(pipeline, late + FIRST_PASS_AGE + timedelta(minutes=5))
+
+    # Then the daily bucket is compacted with it, and still equals the sum of its hours
+    assert guards(bucket_item(pipeline, day_key)) == {}
+    assert stored_snapshot(pipeline.buckets, ["acme"], Granularity.DAY) == snapshot(
+        [(key.day(), totals) for key, totals in stored_buckets(pipeline.buckets, ["acme"])]
+    )
+
+
+def test_a_week_later_pass_prunes_guards_written_by_a_late_answer(pipeline: Pipeline) -> None:
+    # Given a mention answered three days late, after the first pass over its hour
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(minutes=1), [customer("1", 0)])
+    compact(pipeline, T0_DUE)
+    measured_at(pipeline, T0 + timedelta(days=3), [brand("2", 3 * 24 * 60, reply_to="1")])
+    assert len(guards(bucket_item(pipeline, first_bucket()))) == 1
+
+    # When the second pass reaches that hour, with the cursor moved along hour by hour
+    cursor = CompactionCursorStore(pipeline.table_name)
+    second_pass = T0 + SECOND_PASS_AGE + timedelta(minutes=5)
+    cursor.advance(
+        Granularity.HOUR.label(T0), Granularity.HOUR.label(second_pass - FIRST_PASS_AGE - timedelta(hours=1)), T0
+    )
+    compact(pipeline, second_pass)
+
+    # Then the late answer's guard is gone too, and the wait is counted once, answered
+    assert guards(bucket_item(pipeline, first_bucket())) == {}
+    assert counted_once(pipeline)
+
+
+def test_a_change_after_compaction_is_counted_once_even_when_redelivered(pipeline: Pipeline) -> None:
+    # Given an open mention whose bucket was compacted
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(minutes=1), [customer("1", 0)])
+    compact(pipeline, T0_DUE)
+
+    # When its answer arrives days later and the aggregate step receives that state change twice
+    measured_at(pipeline, T0_DUE, [brand("2", 60 * 50, reply_to="1")])
+    last_change = state_changes(pipeline)[-1]
+    aggregate = pipeline.consumers["AggregateFunction"].mapping.handler
+    with time_machine.travel(T0_DUE + timedelta(minutes=1), tick=False):
+        assert aggregate({"Records": [last_change]}, FakeLambdaContext()) == {"batchItemFailures": []}
+
+    # Then the answer is counted exactly once
+    assert counted_once(pipeline)
+
+
+def test_a_guard_that_moved_since_it_was_read_is_not_removed(pipeline: Pipeline) -> None:
+    # Given a bucket whose guard compaction read as expired
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(minutes=6), [customer("1", 0), brand("2", 5, reply_to="1")])
+    key = first_bucket()
+    [(name, stale)] = guards(bucket_item(pipeline, key)).items()
+
+    # When a concurrent aggregate write refreshes it before the removal
+    boto3.resource("dynamodb").Table(pipeline.table_name).update_item(
+        Key=bucket_item_key(key),
+        UpdateExpression="SET #g = :fresh",
+        ExpressionAttributeNames={"#g": name},
+        ExpressionAttributeValues={":fresh": guard_value(9, T0_DUE)},
+    )
+    removed = pipeline.buckets.remove_guards(key, {name: stale})
+
+    # Then the fresh guard stays
+    assert removed == 0
+    assert guards(bucket_item(pipeline, key)) == {name: guard_value(9, T0_DUE)}
+
+
+def test_the_cursor_catches_up_a_bounded_number_of_hours_per_run(pipeline: Pipeline) -> None:
+    cursor = CompactionCursorStore(pipeline.table_name)
+
+    first = compact(pipeline, T0_DUE)
+    later = compact(pipeline, T0_DUE + timedelta(hours=10))
+    again = compact(pipeline, T0_DUE + timedelta(hours=10))
+
+    assert first.hours == [Granularity.HOUR.label(T0)]
+    assert later.hours == [
+        Granularity.HOUR.label(T0 + timedelta(hours=hour)) for hour in range(1, MAX_HOURS_PER_RUN + 1)
+    ]
+    assert len(again.hours) == 10 - MAX_HOURS_PER_RUN
+    assert cursor.load() == Granularity.HOUR.label(T0 + timedelta(hours=10))
+    assert compact(pipeline, T0_DUE + timedelta(hours=10)).hours == []
+
+
+def test_a_run_that_loses_the_cursor_to_another_sweep_stops(pipeline: Pipeline) -> None:
+    cursor = CompactionCursorStore(pipeline.table_name)
+    compact(pipeline, T0_DUE)
+
+    class Overtaken(CompactionCursorStore):
+        def load(self) -> str | None:
+            found = super().load()
+            # Another sweep moves the cursor right after this one read it.
+            cursor.advance(found, Granularity.HOUR.label(T0 + timedelta(hours=1)), T0_DUE)
+            return found
+
+    outcome = compact_buckets(pipeline.buckets, Overtaken(pipeline.table_name), ["acme"], T0_DUE + timedelta(hours=3))
+
+    assert outcome.hours == []
+    assert cursor.load() == Granularity.HOUR.label(T0 + timedelta(hours=1))
+
+
+def test_the_sweep_handler_compacts_after_sweeping(pipeline: Pipeline) -> None:
+    # Given a measured conversation and a sweep schedule firing once its hour is past retention
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(minutes=6), [customer("1", 0), brand("2", 5, reply_to="1")])
+    handler = load_handler(REPO_ROOT / "functions" / "sweep" / "app.py")
+
+    with time_machine.travel(T0_DUE, tick=False):
+        response = handler(load_event("sweep_schedule.json"), FakeLambdaContext())
+
+    assert response["compacted_hours"] == 1
+    assert guards(bucket_item(pipeline, first_bucket())) == {}
+
+
+def counted_once(pipeline: Pipeline) -> bool:
+    """The stored hourly buckets equal what the pure waits function makes of conversation c1."""
+    waits = expected_waits(pipeline.posts.conversation_posts("x", "c1"), brand_directory([ACME]))
+    expected = expected_snapshot([wait for found in waits.values() for wait in found])
+    return stored_snapshot(pipeline.buckets, ["acme"]) == expected
+
+
+def state_changes(pipeline: Pipeline) -> list[Record]:
+    return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
