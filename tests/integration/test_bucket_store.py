@@ -1,10 +1,12 @@
-"""BucketStore: what a guarded write leaves in the table, and reading a period's guards back."""
+"""BucketStore: what a guarded write leaves in the table, reading a period's guards back, reading pages as sent."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import boto3
+import pytest
+from boto3.dynamodb.conditions import Key
 
 from replyclock.dal.aggregates import (
     GuardedWrite,
@@ -14,6 +16,7 @@ from replyclock.dal.aggregates import (
     stored_bucket,
     totals_from_item,
 )
+from replyclock.dal.table import StoreError, get_table, items_as_sent, query_items
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Priority, WaitKind
@@ -53,3 +56,31 @@ def test_guards_of_period_reads_every_bucket_of_that_hour_and_no_other(pipeline:
 
     assert set(found) == {KEY, other_channel}
     assert found[KEY] == {guard_name("state-0"): guard_value(1, T0)}
+
+
+def test_bucket_pages_read_as_sent_equal_what_botocore_parses(pipeline: Pipeline) -> None:
+    # Given buckets with counters, bins, sums, zero counts and guards, over two Query pages
+    table = boto3.resource("dynamodb").Table(pipeline.table_name)
+    with table.batch_writer() as writer:
+        for hour in range(24):
+            key = BucketKey("acme", f"2026-11-18T{hour:02d}", WaitKind.FIRST, "x", Priority.NORMAL)
+            guards = {guard_name(f"state-{hour}-{n}"): guard_value(n, T0) for n in range(400)}
+            writer.put_item(Item=stored_bucket(key, some_totals(), guards))
+    condition = Key("pk").eq("AGG#acme") & Key("sk").begins_with("H#")
+
+    # When the same Query is read through botocore's parse and as sent
+    parsed = list(query_items(get_table(pipeline.table_name), KeyConditionExpression=condition, Limit=7))
+    with items_as_sent():
+        as_sent = list(query_items(get_table(pipeline.table_name), KeyConditionExpression=condition, Limit=7))
+
+    # Then every item is identical, value types included
+    assert len(parsed) == 24
+    assert as_sent == parsed
+    assert [{name: type(value) for name, value in item.items()} for item in as_sent] == [
+        {name: type(value) for name, value in item.items()} for item in parsed
+    ]
+
+
+def test_an_error_read_as_sent_is_still_a_store_error(pipeline: Pipeline) -> None:
+    with items_as_sent(), pytest.raises(StoreError, match="ResourceNotFoundException"):
+        list(query_items(get_table("no-such-table"), KeyConditionExpression=Key("pk").eq("AGG#acme")))

@@ -25,6 +25,7 @@ from replyclock.dal.table import (
     StoreError,
     get_resource,
     get_table,
+    items_as_sent,
     query_items,
     to_decimal,
     translate,
@@ -312,7 +313,9 @@ class BucketStore:
     ) -> list[tuple[BucketKey, BucketTotals]]:
         prefix = _SORT_KEY_PREFIX[granularity]
         condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
-        items = query_items(self._table, KeyConditionExpression=condition)
+        # Buckets hold numbers and strings only, so their Query pages can skip botocore's per-value parse.
+        with items_as_sent():
+            items = list(query_items(self._table, KeyConditionExpression=condition))
         return [(bucket_key_from_item(item), totals_from_item(item)) for item in items]
 
 
