@@ -76,7 +76,8 @@ def write_report(results: dict[str, dict[str, Any]]) -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}.",
+        f"Written by `make bench` (`python -m benchmarks`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine};",
+        f"the whole run took {sum(result['seconds'] for result in results.values()):.0f} s.",
         "Everything runs in-process against moto, so absolute times measure this machine and moto;",
         "the counts (items, requests, write units) are what DynamoDB would bill.",
         "",
