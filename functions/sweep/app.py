@@ -15,9 +15,10 @@ from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.notifications import AlertPublisher
 from replyclock.dal.open_waits import OpenWaitIndex
 from replyclock.dal.posts import PostStore
+from replyclock.dal.table import Throttled
 from replyclock.models.domain import WaitStatus
 from replyclock.observability import logger, metrics, tracer
-from replyclock.services.compacting import compact_buckets
+from replyclock.services.compacting import CompactionOutcome, compact_buckets
 from replyclock.services.measuring import directory_from
 from replyclock.services.sweeping import Alert, sweep
 from replyclock.settings import get_settings
@@ -69,13 +70,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info("swept", alerts=len(outcome.alerts), open_waits=sum(g.open_waits for g in outcome.gauges.values()))
 
     # After the alerts, which are due now; compaction can wait for the next minute if time runs short.
-    compaction = compact_buckets(
-        BucketStore(settings.table_name),
-        CompactionCursorStore(settings.table_name),
-        [brand.id for brand in brands],
-        now,
-        out_of_time=lambda: context.get_remaining_time_in_millis() < COMPACTION_RESERVE_MILLIS,
-    )
+    try:
+        compaction = compact_buckets(
+            BucketStore(settings.table_name),
+            CompactionCursorStore(settings.table_name),
+            [brand.id for brand in brands],
+            now,
+            out_of_time=lambda: context.get_remaining_time_in_millis() < COMPACTION_RESERVE_MILLIS,
+        )
+    except Throttled:
+        # Not worth an error alarm: the cursor only moves past finished hours, so the next minute redoes this one.
+        logger.warning("compaction throttled; it resumes on the next sweep")
+        compaction = CompactionOutcome()
     if compaction.hours:
         logger.info(
             "compacted",

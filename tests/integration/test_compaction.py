@@ -7,12 +7,14 @@ from typing import Any
 
 import boto3
 import time_machine
+from botocore.exceptions import ClientError
 
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.streams import Record
 from devtools.template import REPO_ROOT
 from replyclock.dal.aggregates import GUARD_PREFIX, bucket_item_key, guard_value
 from replyclock.dal.compaction import CompactionCursorStore
+from replyclock.dal.table import get_resource
 from replyclock.logic.aggregation import BucketKey, Granularity
 from replyclock.models.domain import Brand, Priority, WaitKind
 from replyclock.services.compacting import FIRST_PASS_AGE, MAX_HOURS_PER_RUN, SECOND_PASS_AGE, compact_buckets
@@ -221,3 +223,30 @@ def counted_once(pipeline: Pipeline) -> bool:
 
 def state_changes(pipeline: Pipeline) -> list[Record]:
     return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
+
+
+def test_a_throttled_compaction_does_not_fail_the_sweep_and_the_next_one_catches_up(pipeline: Pipeline) -> None:
+    # Given a compactable hour, and DynamoDB throttling every bucket Query of the first sweep
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(minutes=6), [customer("1", 0), brand("2", 5, reply_to="1")])
+    handler = load_handler(REPO_ROOT / "functions" / "sweep" / "app.py")
+    events = get_resource().meta.client.meta.events
+    events.register("before-call.dynamodb.Query", throttle_bucket_queries)
+
+    # When the sweep runs throttled, then again a minute later
+    with time_machine.travel(T0_DUE, tick=False):
+        throttled = handler(load_event("sweep_schedule.json"), FakeLambdaContext())
+    events.unregister("before-call.dynamodb.Query", throttle_bucket_queries)
+    with time_machine.travel(T0_DUE + timedelta(minutes=1), tick=False):
+        recovered = handler(load_event("sweep_schedule.json"), FakeLambdaContext())
+
+    # Then the first sweep answered without compacting, and the second compacted the hour
+    assert throttled["compacted_hours"] == 0
+    assert CompactionCursorStore(pipeline.table_name).load() == Granularity.HOUR.label(T0)
+    assert recovered["compacted_hours"] == 1
+    assert guards(bucket_item(pipeline, first_bucket())) == {}
+
+
+def throttle_bucket_queries(params: dict[str, Any], **_: Any) -> None:
+    if "AGG#" in str(params.get("body")):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}}, "Query")

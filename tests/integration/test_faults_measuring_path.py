@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from devtools.streams import EventSourceMapping
-from replyclock.dal.table import get_resource
 from replyclock.logic.aggregation import Granularity
 from replyclock.models.domain import Brand, Post
 from tests.support.builders import brand, customer
 from tests.support.expectations import brand_directory, expected_snapshot, expected_waits, stored_snapshot
+from tests.support.faults import FaultInjector, Faults
 from tests.support.pipeline import Pipeline
 
 BRANDS = [Brand(id="acme", name="Acme"), Brand(id="globex", name="Globex")]
@@ -32,49 +31,6 @@ def conversations(count: int, seed: int = 3) -> list[Post]:
         if rng.random() < 0.4:
             posts.append(customer(f"{n}r", rng.randint(901, 1200), "again", conversation=f"c{n}"))
     return posts
-
-
-class FaultInjector:
-    """Raises an error on every n-th DynamoDB call of the chosen operations, from inside botocore.
-
-    The number of faults is bounded: a strictly periodic fault can hit the same write of a retried
-    batch on every attempt and never let it through, which no real outage does forever.
-    """
-
-    def __init__(self, operations: set[str], every: int, error: type[Exception] | str, limit: int = 40) -> None:
-        self.operations = operations
-        self.every = every
-        self.error = error
-        self.limit = limit
-        self.calls = 0
-        self.injected = 0
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        if model.name not in self.operations:
-            return
-        self.calls += 1
-        if self.calls % self.every or self.injected >= self.limit:
-            return
-        self.injected += 1
-        if isinstance(self.error, str):
-            raise ClientError({"Error": {"Code": self.error, "Message": "injected fault"}}, model.name)
-        raise self.error("injected fault")
-
-
-class Faults:
-    def __init__(self) -> None:
-        self._events = get_resource().meta.client.meta.events
-        self._installed: list[FaultInjector] = []
-
-    def __call__(self, injector: FaultInjector) -> FaultInjector:
-        self._events.register("before-call.dynamodb", injector)
-        self._installed.append(injector)
-        return injector
-
-    def stop(self) -> None:
-        for injector in self._installed:
-            self._events.unregister("before-call.dynamodb", injector)
-        self._installed.clear()
 
 
 @pytest.fixture
