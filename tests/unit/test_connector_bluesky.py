@@ -168,6 +168,25 @@ def test_incremental_poll_stops_at_the_watermark_and_reuses_the_session(harness:
     assert server.session_requests() == 1
 
 
+def test_a_mention_dated_far_ahead_of_our_clock_does_not_move_the_watermark(
+    harness: Harness, server: FakeBluesky
+) -> None:
+    # Given a first poll that meets a notification indexed in 2099 (a broken clock somewhere)
+    harness.poll()
+    server.notifications.insert(0, new_mention(P5, "2099-01-01T00:00:00.000Z"))
+    harness.poll()
+
+    # When a real mention arrives after it
+    p6 = P5.replace("3lbrtzz2abc29", "3lbrtzz2abc30")
+    server.notifications.insert(0, new_mention(p6, "2026-11-20T11:00:00.000Z"))
+    outcome = harness.poll()
+
+    # Then it is not mistaken for already read, and the watermark is the newest trusted time
+    assert outcome.ingested == 1
+    assert p6 in harness.posts.ids()
+    assert harness.state.cursor.value["mentions"] == {"watermark": "2026-11-20T11:00:00+00:00"}
+
+
 def test_several_pages_are_walked_with_the_cursor(harness: Harness, server: FakeBluesky) -> None:
     # Given two notifications per page
     server.page_size = 2

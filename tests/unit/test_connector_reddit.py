@@ -154,6 +154,23 @@ def test_incremental_poll_stops_at_the_watermark_and_reuses_the_token(harness: H
     assert server.token_requests() == 1
 
 
+def test_a_mention_dated_far_ahead_of_our_clock_does_not_move_the_watermark(
+    harness: Harness, server: FakeReddit
+) -> None:
+    # Given a first poll, then a mention created in 2099 (a broken clock somewhere)
+    harness.poll()
+    server.mentions.insert(0, new_mention("m9", 4070908800.0))
+    harness.poll()
+
+    # When a real mention arrives after it
+    server.mentions.insert(0, new_mention("m3", 1795172400.0))
+    outcome = harness.poll()
+
+    # Then it is not mistaken for already read, and the watermark is the newest trusted time
+    assert outcome.ingested == 1
+    assert harness.state.cursor.value["mentions"] == {"watermark": "1795172400.0"}
+
+
 def test_several_pages_are_walked_with_after(harness: Harness, server: FakeReddit) -> None:
     # Given one mention per page
     server.page_size = 1

@@ -125,6 +125,10 @@ def walk(cursor: WalkCursor, fetch: Callable[[WalkCursor], Listing]) -> Iterator
         yield listing, cursor
 
 
+# How far ahead of our clock a listing's timestamp may be (clock skew) and still be a watermark.
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
+
+
 class ListingConnector(ABC):
     """A connector reading a few newest-first listings (mentions, the brand's own posts) one after another."""
 
@@ -134,6 +138,16 @@ class ListingConnector(ABC):
         self.source = source
         self.http = http
         self.now = now
+
+    def trusted_position(self, moment: datetime | None) -> datetime | None:
+        """An item's place in its listing, if it may advance the watermark; None when it lies in the future.
+
+        Items older than the watermark count as already read, so one timestamp far ahead of our clock
+        would make every later item look read. Such an item is still ingested; it just sets no watermark.
+        """
+        if moment is None or moment > self.now() + MAX_CLOCK_AHEAD:
+            return None
+        return moment
 
     def pages(self, cursor: Cursor) -> Generator[Page]:
         state = {name: WalkCursor.model_validate(cursor.get(name) or {}) for name in self.streams}

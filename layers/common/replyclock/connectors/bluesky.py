@@ -204,7 +204,7 @@ class BlueskyConnector(ListingConnector):
         newest: datetime | None = None
         reached = False
         for raw in raw_items:
-            indexed_at = _indexed_at(raw)
+            indexed_at = self.trusted_position(_indexed_at(raw))
             if boundary is not None and indexed_at is not None and indexed_at < boundary:
                 reached = True
                 continue

@@ -127,6 +127,8 @@ class RedditConnector(ListingConnector):
         reached = False
         for child in listing.data.children:
             created = _created_utc(child)
+            if created is not None and self.trusted_position(datetime.fromtimestamp(created, UTC)) is None:
+                created = None
             if boundary is not None and created is not None and created < boundary:
                 reached = True
                 continue
