@@ -201,6 +201,22 @@ def test_a_run_that_loses_the_cursor_to_another_sweep_stops(pipeline: Pipeline) 
     assert cursor.load() == Granularity.HOUR.label(T0 + timedelta(hours=1))
 
 
+def test_a_run_out_of_time_part_way_through_an_hour_leaves_the_cursor_for_the_next_run(pipeline: Pipeline) -> None:
+    # Given a compactable hour of two brands, and a run that runs out of time after the first brand
+    pipeline.add_brands([ACME])
+    measured_at(pipeline, T0 + timedelta(minutes=6), [customer("1", 0), brand("2", 5, reply_to="1")])
+    checks = iter([False, True])
+    cursor = CompactionCursorStore(pipeline.table_name)
+
+    cut_short = compact_buckets(pipeline.buckets, cursor, ["acme", "globex"], T0_DUE, out_of_time=lambda: next(checks))
+    finished = compact_buckets(pipeline.buckets, cursor, ["acme", "globex"], T0_DUE)
+
+    # Then the first run compacted acme but did not claim the hour; the second did
+    assert (cut_short.hours, cut_short.guards_removed) == ([], 1)
+    assert finished.hours == [Granularity.HOUR.label(T0)]
+    assert cursor.load() == Granularity.HOUR.label(T0)
+
+
 def test_the_sweep_handler_compacts_after_sweeping(pipeline: Pipeline) -> None:
     # Given a measured conversation and a sweep schedule firing once its hour is past retention
     pipeline.add_brands([ACME])

@@ -52,16 +52,9 @@ def compact_buckets(
     outcome = CompactionOutcome()
     previous = cursor.load()
     for hour in _hours_due(previous, now):
-        if out_of_time():
+        if not _compact_hour(store, brands, hour, now, outcome, out_of_time):
+            # Out of time part-way: the cursor stays, and the next run does this hour again (removals are idempotent).
             break
-        for visited in (hour, hour - (SECOND_PASS_AGE - FIRST_PASS_AGE)):
-            periods = [(Granularity.HOUR, Granularity.HOUR.label(visited))]
-            if visited.hour == 23:
-                # The day's last hour is past: so is every hourly write its daily bucket collects early on.
-                periods.append((Granularity.DAY, Granularity.DAY.label(visited)))
-            for brand_id in brands:
-                for granularity, period in periods:
-                    _compact_period(store, brand_id, granularity, period, now, outcome)
         label = Granularity.HOUR.label(hour)
         try:
             cursor.advance(previous, label, now)
@@ -71,6 +64,29 @@ def compact_buckets(
         previous = label
         outcome.hours.append(label)
     return outcome
+
+
+def _compact_hour(
+    store: BucketStore,
+    brands: list[str],
+    hour: datetime,
+    now: datetime,
+    outcome: CompactionOutcome,
+    out_of_time: Callable[[], bool],
+) -> bool:
+    """Compact every brand's buckets of this hour (first pass) and of the hour a week before it (second pass)."""
+    periods = []
+    for visited in (hour, hour - (SECOND_PASS_AGE - FIRST_PASS_AGE)):
+        periods.append((Granularity.HOUR, Granularity.HOUR.label(visited)))
+        if visited.hour == 23:
+            # The day's last hour is past: so is every hourly write its daily bucket collects early on.
+            periods.append((Granularity.DAY, Granularity.DAY.label(visited)))
+    for brand_id in brands:
+        if out_of_time():
+            return False
+        for granularity, period in periods:
+            _compact_period(store, brand_id, granularity, period, now, outcome)
+    return True
 
 
 def _hours_due(previous: str | None, now: datetime) -> list[datetime]:
