@@ -72,13 +72,15 @@ class RequestMeter:
             key = body.get("Key") or body["Item"]
             self.written_keys.append((key["pk"]["S"], key["sk"]["S"]))
 
-    def write_units(self, table_name: str) -> int:
-        """DynamoDB bills a write by its item's size in 1 KB units; the final image stands in for each write."""
+    def write_units(self, table_name: str) -> Counter[str]:
+        """Write units by item kind (post, state, bucket): DynamoDB bills a write by its item's size in 1 KB
+        units; the item's final image stands in for each write (an upper bound for items that grow)."""
         moto_table = get_backend("dynamodb")[ACCOUNT][REGION].tables[table_name]
-        units = 0
+        units: Counter[str] = Counter()
         for pk, sk in self.written_keys:
             item = moto_table.get_item(DynamoType({"S": pk}), DynamoType({"S": sk}))
-            units += max(1, math.ceil(item.size() / 1024)) if item is not None else 1
+            kind = "bucket" if pk.startswith("AGG#") else sk.split("#", 1)[0].lower()
+            units[kind] += max(1, math.ceil(item.size() / 1024)) if item is not None else 1
         return units
 
 
@@ -108,6 +110,7 @@ def run(conversations: int = 1500) -> dict[str, Any]:
         path_units = meter.write_units(pipeline.table_name)
     logging.disable(logging.NOTSET)
     count = len(posts)
+    units = post_units + path_units
     return {
         "posts": count,
         "conversations": conversations,
@@ -116,7 +119,8 @@ def run(conversations: int = 1500) -> dict[str, Any]:
         "measured_posts_per_second": count / measure_seconds,
         "requests_per_post": (sum(meter.requests.values()) + sum(ingest_meter.requests.values())) / count,
         "requests_by_operation": dict(meter.requests + ingest_meter.requests),
-        "write_units_per_post": (post_units + path_units) / count,
+        "write_units_per_post": units.total() / count,
+        "write_units_per_post_by_item": {kind: value / count for kind, value in sorted(units.items())},
         "floor_write_units_per_post": (count + states) / count,
         "bucket_updates_per_post": meter.requests["UpdateItem"] / count,
     }
@@ -124,8 +128,20 @@ def run(conversations: int = 1500) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     result = run()
+    count = result["posts"]
+    by_operation = ", ".join(
+        f"{name} {value / count:.2f}" for name, value in sorted(result["requests_by_operation"].items())
+    )
+    by_item = " + ".join(f"{kind}s {value:.2f}" for kind, value in result["write_units_per_post_by_item"].items())
     print(
-        f"{result['posts']} posts: {result['measured_posts_per_second']:.0f} posts/s through measure+aggregate, "
-        f"{result['requests_per_post']:.2f} requests/post, {result['write_units_per_post']:.2f} WCU/post "
-        f"(floor {result['floor_write_units_per_post']:.2f} + amortized buckets)"
+        f"{count} posts in {result['conversations']} conversations ({result['conversation_states']} conversation"
+        " states), written first and then measured through the real measure and aggregate handlers on moto's"
+        " stream, as in a backfill (live, a conversation is measured once per post that changes it):\n"
+        f"  throughput: {result['measured_posts_per_second']:.0f} posts/s through measure+aggregate"
+        f" (writing the posts alone: {result['post_writes_per_second']:.0f} posts/s)\n"
+        f"  requests per post: {result['requests_per_post']:.2f} ({by_operation})\n"
+        f"  write units per post: {result['write_units_per_post']:.2f} = {by_item}\n"
+        f"  floor: {result['floor_write_units_per_post']:.2f} WCU/post (one post write per post and one state write"
+        f" per conversation state) + amortized bucket writes ({result['bucket_updates_per_post']:.2f} bucket"
+        " UpdateItems per post: an hourly and a daily bucket per changed state, shared within a batch)"
     )
