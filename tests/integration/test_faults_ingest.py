@@ -238,13 +238,13 @@ def test_a_network_answering_500_then_429_then_garbage_loses_and_doubles_nothing
         third + 2: Response('{"data": [{"id": "18', status=200, content_type="application/json"),
     }
 
-    # When the source is polled three times
+    # When the source is polled three times, the second once the 429's Retry-After (30 s) is over
     throttled = invoke(feed, table)
     assert_cursor_behind_stored_posts(feed, table)
     with pytest.raises(MalformedResponse):
-        invoke(feed, table)
+        invoke(feed, table, at=NOW + timedelta(seconds=31))
     assert_cursor_behind_stored_posts(feed, table)
-    finished = invoke(feed, table)
+    finished = invoke(feed, table, at=NOW + timedelta(seconds=32))
 
     # Then the 500 was retried, the 429 stopped the first poll, the garbage failed the second, the third completed
     answered = [request for request in feed.api.requests if request.method == "GET"]

@@ -105,6 +105,29 @@ def test_a_released_lease_frees_the_source(store: SourceStore) -> None:
     assert store.acquire_lease("acme-x", "poll-2", NOW, 5 * MINUTE)
 
 
+def test_a_lease_held_for_a_rate_limit_keeps_polls_out_until_it_ends(store: SourceStore) -> None:
+    # Given a poll throttled by the platform, holding the lease for 10 minutes
+    store.acquire_lease("acme-x", "poll-1", NOW, 5 * MINUTE)
+    store.hold_lease("acme-x", "poll-1", NOW + 10 * MINUTE, "rate limit")
+
+    # When later polls come before and after that
+    # Then only the one after it gets the lease
+    assert not store.acquire_lease("acme-x", "poll-2", NOW + 9 * MINUTE, 5 * MINUTE)
+    assert store.acquire_lease("acme-x", "poll-3", NOW + 10 * MINUTE, 5 * MINUTE)
+
+
+def test_a_poll_cannot_hold_a_lease_it_no_longer_holds(store: SourceStore) -> None:
+    # Given a lease taken over by poll-2 after poll-1's expired
+    store.acquire_lease("acme-x", "poll-1", NOW, MINUTE)
+    store.acquire_lease("acme-x", "poll-2", NOW + MINUTE, MINUTE)
+
+    # When the late poll-1 tries to hold it for an hour
+    store.hold_lease("acme-x", "poll-1", NOW + 60 * MINUTE, "rate limit")
+
+    # Then poll-2's lease ends when it would have
+    assert store.acquire_lease("acme-x", "poll-3", NOW + 2 * MINUTE, 5 * MINUTE)
+
+
 def test_a_poll_cannot_release_a_lease_it_no_longer_holds(store: SourceStore) -> None:
     # Given a lease taken over by poll-2 after poll-1's expired
     store.acquire_lease("acme-x", "poll-1", NOW, MINUTE)

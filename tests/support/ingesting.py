@@ -62,6 +62,10 @@ class MemorySourceState:
         self.lease = (owner, now + duration)
         return True
 
+    def hold_lease(self, source_id: str, owner: str, until: datetime, reason: str) -> None:
+        if self.lease is not None and self.lease[0] == owner:
+            self.lease = (owner, until)
+
     def release_lease(self, source_id: str, owner: str) -> None:
         if self.lease is not None and self.lease[0] == owner:
             self.lease = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from werkzeug import Request, Response
 from replyclock.connectors import mastodon
 from replyclock.models.domain import AuthorRole
 from replyclock.models.sources import Source, SourceKind
-from replyclock.services.ingesting import PollStatus
+from replyclock.services.ingesting import MAX_RATE_LIMIT_WAIT, PollStatus
 from tests.support.ingesting import FakeApi, Harness, captured_logs, fixture, json_response, rate_limited
 
 TOKEN = "mastodon-access-token-for-tests"
@@ -218,7 +219,8 @@ def test_a_429_stops_the_poll_and_the_next_poll_resumes_without_loss_or_duplicat
     assert harness.posts.ids() == {S3, S4}
     assert harness.state.cursor.value["mentions"]["resume"] == "5003"
 
-    # When the next poll runs
+    # When the next poll runs once the platform's wait is over
+    harness.now += MAX_RATE_LIMIT_WAIT + timedelta(seconds=1)
     resumed = harness.poll()
 
     # Then everything is stored once

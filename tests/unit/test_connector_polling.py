@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -59,14 +59,14 @@ def page(*post_ids: str, offset: int, minute: float = 0) -> Page:
     return Page(posts=posts, cursor={"offset": offset})
 
 
-def poll(connector: Scripted, state: MemorySourceState, posts: MemoryPosts | None = None) -> Any:
+def poll(connector: Scripted, state: MemorySourceState, posts: MemoryPosts | None = None, at: datetime = NOW) -> Any:
     return poll_source(
         SOURCE,
         connector,
         state=state,
         posts=posts or MemoryPosts(),
         deadline=Deadline.unlimited(),
-        now=lambda: NOW,
+        now=lambda: at,
         owner="test",
         lease_duration=timedelta(minutes=5),
     )
@@ -122,11 +122,33 @@ def test_a_throttled_poll_keeps_what_it_wrote_and_its_cursor(state: MemorySource
     # When the source is polled
     outcome = poll(connector, state)
 
-    # Then the poll ends early but cleanly
+    # Then the poll ends early but cleanly, holding the source for as long as the platform asked
     assert outcome.status is PollStatus.THROTTLED
     assert outcome.retry_after_seconds == 42.0
     assert state.cursor.value == {"offset": 1}
-    assert state.lease is None
+    assert state.lease == ("test", NOW + timedelta(seconds=42))
+
+
+def test_no_poll_asks_a_platform_again_before_its_retry_after_is_over(state: MemorySourceState) -> None:
+    # Given a poll throttled with Retry-After: 42
+    poll(Scripted([page("1", offset=1), Throttled("429", retry_after=42.0)]), state)
+
+    # When the schedule polls again 30 s later, then 43 s later
+    early_connector = Scripted([page("2", offset=2)])
+    early = poll(early_connector, state, at=NOW + timedelta(seconds=30))
+    late = poll(Scripted([page("2", offset=2)]), state, at=NOW + timedelta(seconds=43))
+
+    # Then the early poll did not touch the platform, and the late one went on from the cursor
+    assert early.status is PollStatus.BUSY
+    assert early_connector.started_from is None
+    assert late.status is PollStatus.COMPLETED
+    assert state.cursor.value == {"offset": 2}
+
+
+def test_an_absurd_retry_after_holds_the_source_fifteen_minutes_at_most(state: MemorySourceState) -> None:
+    poll(Scripted([Throttled("429", retry_after=10**9)]), state)
+
+    assert state.lease == ("test", NOW + timedelta(minutes=15))
 
 
 def test_an_unchanged_cursor_is_not_written_again(state: MemorySourceState) -> None:

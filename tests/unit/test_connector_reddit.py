@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from werkzeug import Request, Response
 from replyclock.connectors import reddit
 from replyclock.models.domain import AuthorRole
 from replyclock.models.sources import Source, SourceKind
-from replyclock.services.ingesting import PollStatus
+from replyclock.services.ingesting import MAX_RATE_LIMIT_WAIT, PollStatus
 from tests.support.ingesting import FakeApi, Harness, captured_logs, fixture, json_response, rate_limited
 
 CREDENTIALS = {
@@ -214,7 +215,8 @@ def test_a_429_stops_the_poll_and_the_next_poll_resumes_without_loss_or_duplicat
     assert harness.posts.ids() == {"t1_m2"}
     assert harness.state.cursor.value["mentions"]["resume"] == "t1_m2"
 
-    # When the next poll runs, it completes with every post stored once
+    # When the next poll runs once the platform's wait is over, it completes with every post stored once
+    harness.now += MAX_RATE_LIMIT_WAIT + timedelta(seconds=1)
     resumed = harness.poll()
     assert resumed.status is PollStatus.COMPLETED
     assert harness.posts.ids() == ALL

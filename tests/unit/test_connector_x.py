@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from werkzeug import Request, Response
 
 from replyclock.models.domain import AuthorRole
 from replyclock.models.sources import Source, SourceKind
-from replyclock.services.ingesting import PollStatus
+from replyclock.services.ingesting import MAX_RATE_LIMIT_WAIT, PollStatus
 from tests.support.ingesting import FakeApi, Harness, captured_logs, fixture, json_response, rate_limited
 
 BEARER = "x-bearer-token-for-tests-0123456789"
@@ -196,7 +197,8 @@ def test_a_429_stops_the_poll_and_the_next_poll_resumes_without_loss_or_duplicat
         "pending": "1860000000000000005",
     }
 
-    # When the next poll runs
+    # When the next poll runs once the platform's wait is over
+    harness.now += MAX_RATE_LIMIT_WAIT + timedelta(seconds=1)
     resumed = harness.poll()
 
     # Then it reads from the refused page on: every post once, none twice

@@ -126,6 +126,21 @@ class SourceStore:
             raise translated from error
         return True
 
+    def hold_lease(self, source_id: str, owner: str, until: datetime, reason: str) -> None:
+        """Keep the lease, if it is still ours, until `until`: no poll of the source starts before then."""
+        try:
+            self._table.update_item(
+                Key=lease_key(source_id),
+                UpdateExpression="SET expires_at = :until, held_for = :reason",
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": owner, ":until": int(until.timestamp()), ":reason": reason},
+            )
+        except ClientError as error:
+            translated = translate(error)
+            if not isinstance(translated, ConditionFailed):
+                raise translated from error
+
     def release_lease(self, source_id: str, owner: str) -> None:
         """Give the lease back, if it is still ours (an expired one may have been taken since)."""
         try:

@@ -50,6 +50,10 @@ class UnknownSource(LookupError):
     """The schedule names a source that is not configured."""
 
 
+# The longest a platform's Retry-After keeps a source from being polled (X's windows are 15 minutes).
+MAX_RATE_LIMIT_WAIT = timedelta(minutes=15)
+
+
 class PollStatus(StrEnum):
     COMPLETED = "completed"
     THROTTLED = "throttled"
@@ -87,6 +91,8 @@ class SourceState(Protocol):
 
     def acquire_lease(self, source_id: str, owner: str, now: datetime, duration: timedelta) -> bool: ...
 
+    def hold_lease(self, source_id: str, owner: str, until: datetime, reason: str) -> None: ...
+
     def release_lease(self, source_id: str, owner: str) -> None: ...
 
 
@@ -108,7 +114,7 @@ def poll_source(
     outcome = PollOutcome(source_id=source.id)
     if not state.acquire_lease(source.id, owner, now(), lease_duration):
         outcome.status = PollStatus.BUSY
-        logger.info("source is being polled already", source_id=source.id)
+        logger.info("source is being polled, or waiting out the platform's rate limit", source_id=source.id)
         return outcome
     pages = None
     try:
@@ -147,10 +153,19 @@ def poll_source(
     finally:
         if pages is not None:
             pages.close()
-        state.release_lease(source.id, owner)
+        _end_lease(state, source, owner, outcome, now())
         emit_metrics(outcome, now())
         logger.info("poll finished", **outcome.as_dict())
     return outcome
+
+
+def _end_lease(state: SourceState, source: Source, owner: str, outcome: PollOutcome, now: datetime) -> None:
+    """Release the source, or hold it while the platform asked us to wait, so the next polls do not ask again."""
+    if outcome.status is PollStatus.THROTTLED and outcome.retry_after_seconds:
+        wait = min(timedelta(seconds=outcome.retry_after_seconds), MAX_RATE_LIMIT_WAIT)
+        state.hold_lease(source.id, owner, now + wait, "rate limit")
+    else:
+        state.release_lease(source.id, owner)
 
 
 def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome) -> None:
