@@ -34,11 +34,13 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from benchmarks.wire import (
+    CHANNELS,
+    NOW,
     REPO_ROOT,
     TABLE_NAME,
     BucketPages,
@@ -47,10 +49,8 @@ from benchmarks.wire import (
     item_size,
     median_seconds,
     prepare_environment,
+    summary_event,
 )
-
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-CHANNELS = ("x", "mastodon", "bluesky", "reddit", "threads", "facebook", "instagram", "tiktok", "youtube", "linkedin")
 
 
 def bucket_items(days: int, channels: int, kinds: tuple[str, ...], seed: int = 7) -> Iterator[dict[str, Any]]:
@@ -211,12 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         app.dependency_overrides[current_time] = lambda: NOW
 
         def ask(days: int, expected_mentions: int | None = None, expected_status: int | None = 200) -> str:
-            event = json.loads((REPO_ROOT / "events" / "api_metrics_summary.json").read_text())
-            start = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:00:00Z")
-            end = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-            event["queryStringParameters"] = {"brand": "acme", "from": start, "to": end}
-            event["rawQueryString"] = f"brand=acme&from={start}&to={end}"
-            response = handler(event, FakeLambdaContext(function_name="ApiFunction"))
+            response = handler(summary_event(days), FakeLambdaContext(function_name="ApiFunction"))
             assert expected_status is None or response["statusCode"] == expected_status, response["body"]
             if expected_mentions is not None:
                 assert json.loads(response["body"])["mentions"] == expected_mentions

@@ -28,16 +28,25 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from benchmarks.wire import REPO_ROOT, TABLE_NAME, BucketPages, Reads, item_size, median_seconds, prepare_environment
+from benchmarks.wire import (
+    CHANNELS,
+    NOW,
+    REPO_ROOT,
+    TABLE_NAME,
+    BucketPages,
+    Reads,
+    item_size,
+    median_seconds,
+    prepare_environment,
+    summary_event,
+)
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SPAN_DAYS = 365
 WINDOWS = (1, 7, 30, 90, 365)
 POST_COUNTS = (10_000, 100_000, 1_000_000)
-CHANNELS = ("x", "mastodon", "bluesky", "reddit", "threads", "facebook", "instagram", "tiktok", "youtube", "linkedin")
 PRIORITY_WEIGHTS = {"urgent": 0.05, "high": 0.15, "normal": 0.6, "low": 0.2}
 TARGET_SECONDS = 4 * 3600
 # Buckets of periods that started this recently still carry guards after compaction.
@@ -249,12 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         client = table.get_resource().meta.client
 
         def ask(days: int, expect_ok: bool = True) -> dict[str, Any]:
-            event = json.loads((REPO_ROOT / "events" / "api_metrics_summary.json").read_text())
-            start = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            end = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-            event["queryStringParameters"] = {"brand": "acme", "from": start, "to": end}
-            event["rawQueryString"] = f"brand=acme&from={start}&to={end}"
-            response = handler(event, FakeLambdaContext(function_name="ApiFunction"))
+            response = handler(summary_event(days), FakeLambdaContext(function_name="ApiFunction"))
             assert response["statusCode"] == 200 or not expect_ok, response["body"]
             return {"status": response["statusCode"], **json.loads(response["body"])}
 

@@ -19,12 +19,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE_NAME = "replyclock-bench"
+# The API benchmarks' "now" (on the hour) and the channels their brand is busy on.
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CHANNELS = ("x", "mastodon", "bluesky", "reddit", "threads", "facebook", "instagram", "tiktok", "youtube", "linkedin")
 # DynamoDB pages a Query at 1 MB and charges 0.5 read unit per started 4 KB of a page (eventually consistent).
 PAGE_BYTES = 1024 * 1024
 READ_UNIT_BYTES = 4096
@@ -75,6 +79,16 @@ def item_size(item: dict[str, Any]) -> int:
 def read_units(page_bytes: int) -> float:
     """What DynamoDB charges for one Query page: 0.5 read unit per started 4 KB (eventually consistent)."""
     return math.ceil(page_bytes / READ_UNIT_BYTES) / 2
+
+
+def summary_event(days: int) -> dict[str, Any]:
+    """events/api_metrics_summary.json, asking for brand acme's last `days` days up to NOW."""
+    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "api_metrics_summary.json").read_text())
+    start = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    event["queryStringParameters"] = {"brand": "acme", "from": start, "to": end}
+    event["rawQueryString"] = f"brand=acme&from={start}&to={end}"
+    return event
 
 
 def median_seconds(action: Callable[[], Any], runs: int) -> float:

@@ -10,7 +10,6 @@ import time_machine
 from botocore.exceptions import ClientError
 
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.streams import Record
 from devtools.template import REPO_ROOT
 from replyclock.dal.aggregates import GUARD_PREFIX, bucket_item_key, guard_value
 from replyclock.dal.compaction import CompactionCursorStore
@@ -138,7 +137,7 @@ def test_a_change_after_compaction_is_counted_once_even_when_redelivered(pipelin
 
     # When its answer arrives days later and the aggregate step receives that state change twice
     measured_at(pipeline, T0_DUE, [brand("2", 60 * 50, reply_to="1")])
-    last_change = state_changes(pipeline)[-1]
+    last_change = pipeline.state_changes()[-1]
     aggregate = pipeline.consumers["AggregateFunction"].mapping.handler
     with time_machine.travel(T0_DUE + timedelta(minutes=1), tick=False):
         assert aggregate({"Records": [last_change]}, FakeLambdaContext()) == {"batchItemFailures": []}
@@ -235,10 +234,6 @@ def counted_once(pipeline: Pipeline) -> bool:
     waits = expected_waits(pipeline.posts.conversation_posts("x", "c1"), brand_directory([ACME]))
     expected = expected_snapshot([wait for found in waits.values() for wait in found])
     return stored_snapshot(pipeline.buckets, ["acme"]) == expected
-
-
-def state_changes(pipeline: Pipeline) -> list[Record]:
-    return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
 
 
 def test_a_throttled_compaction_does_not_fail_the_sweep_and_the_next_one_catches_up(pipeline: Pipeline) -> None:

@@ -20,10 +20,6 @@ def post_inserts(pipeline: Pipeline) -> list[Record]:
     return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("POST#")]
 
 
-def state_changes(pipeline: Pipeline) -> list[Record]:
-    return [r for r in pipeline.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
-
-
 def handler(pipeline: Pipeline, function: str) -> Any:
     return pipeline.consumers[function].mapping.handler
 
@@ -93,7 +89,7 @@ def test_a_poison_state_record_fails_with_its_item_while_other_items_commit(pipe
     pipeline.add_brands([ACME])
     pipeline.write([customer("1", 0, conversation="c1"), customer("2", 0, conversation="c2")])
     handler(pipeline, "MeasureFunction")({"Records": post_inserts(pipeline)}, FakeLambdaContext())
-    c1_state, c2_state = sorted(state_changes(pipeline), key=lambda r: r["dynamodb"]["Keys"]["pk"]["S"])
+    c1_state, c2_state = sorted(pipeline.state_changes(), key=lambda r: r["dynamodb"]["Keys"]["pk"]["S"])
 
     # When aggregate gets c1's change poisoned
     response = handler(pipeline, "AggregateFunction")({"Records": [poisoned(c1_state), c2_state]}, FakeLambdaContext())
@@ -129,7 +125,7 @@ def test_replaying_a_whole_batch_twice_changes_nothing(pipeline: Pipeline) -> No
     # When both batches are delivered again
     measure_response = handler(pipeline, "MeasureFunction")({"Records": post_inserts(pipeline)}, FakeLambdaContext())
     aggregate_response = handler(pipeline, "AggregateFunction")(
-        {"Records": state_changes(pipeline)}, FakeLambdaContext()
+        {"Records": pipeline.state_changes()}, FakeLambdaContext()
     )
 
     # Then nothing changed

@@ -37,6 +37,7 @@ from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.localstack.stack import LocalStack, StackOptions, configure
 from replyclock.models.sources import Source, SourceKind
 from tests.support.api import API_APP
+from tests.support.builders import export_line
 from tests.support.fixtures import load_event
 
 pytestmark = pytest.mark.slow
@@ -53,29 +54,10 @@ ACME = {"name": "Acme", "handles": {"x": ["acmehelp"]}}
 SEEDED = {"brand": "acme", "brand_id": "acme", "channel": "x", "conversation_id": "101"}
 
 
-def post(post_id: str, author: str, at: datetime, reply_to: str | None = None) -> dict[str, Any]:
-    brand = author == "acmehelp"
-    line: dict[str, Any] = {
-        "channel": "x",
-        "id": post_id,
-        "author": author,
-        "author_role": "brand" if brand else "customer",
-        "created_at": at.isoformat().replace("+00:00", "Z"),
-        "text": "@acmehelp my bill doubled" if not brand else "sorry, fixed",
-    }
-    if brand:
-        line["brand_id"] = "acme"
-    else:
-        line["mentions"] = ["acmehelp"]
-    if reply_to:
-        line["in_reply_to"] = reply_to
-    return line
-
-
 EXPORT = [
-    post("101", "dana", T0),
-    post("102", "acmehelp", T0 + timedelta(minutes=10), reply_to="101"),
-    post("201", "kim", T0 + timedelta(hours=2)),  # never answered
+    export_line("101", "dana", T0, "@acmehelp my bill doubled"),
+    export_line("102", "acmehelp", T0 + timedelta(minutes=10), "sorry, fixed", reply_to="101"),
+    export_line("201", "kim", T0 + timedelta(hours=2), "@acmehelp my bill doubled"),  # never answered
 ]
 
 

@@ -16,6 +16,7 @@ import pytest
 from devtools.localstack.stack import LocalStack, StackOptions, configure
 from replyclock.models.domain import Brand, SLAPolicy, SLATargets
 from replyclock.models.sources import Source, SourceKind
+from tests.support.builders import export_line
 
 pytestmark = pytest.mark.slow
 
@@ -23,32 +24,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 T0 = NOW - timedelta(days=2)
 
 
-def post(post_id: str, author: str, at: datetime, text: str, reply_to: str | None = None) -> dict[str, Any]:
-    brand = author == "acmehelp"
-    line: dict[str, Any] = {
-        "channel": "x",
-        "id": post_id,
-        "author": author,
-        "author_role": "brand" if brand else "customer",
-        "created_at": at.isoformat().replace("+00:00", "Z"),
-        "text": text,
-    }
-    if brand:
-        line["brand_id"] = "acme"
-    else:
-        line["mentions"] = ["acmehelp"]
-    if reply_to:
-        line["in_reply_to"] = reply_to
-    return line
-
-
 EXPORT = [
-    post("101", "dana", T0, "@acmehelp my bill doubled"),
-    post("102", "acmehelp", T0 + timedelta(seconds=600), "@dana sorry, fixed", reply_to="101"),
-    post("201", "lee", T0 + timedelta(hours=1), "@acmehelp how do I change my name?"),
-    post("202", "acmehelp", T0 + timedelta(hours=1, seconds=1800), "@lee Settings > Account", reply_to="201"),
+    export_line("101", "dana", T0, "@acmehelp my bill doubled"),
+    export_line("102", "acmehelp", T0 + timedelta(seconds=600), "@dana sorry, fixed", reply_to="101"),
+    export_line("201", "lee", T0 + timedelta(hours=1), "@acmehelp how do I change my name?"),
+    export_line("202", "acmehelp", T0 + timedelta(hours=1, seconds=1800), "@lee Settings > Account", reply_to="201"),
     # Never answered, and long overdue: the first sweep breaches it.
-    post("301", "kim", T0 + timedelta(hours=2), "@acmehelp anyone there?"),
+    export_line("301", "kim", T0 + timedelta(hours=2), "@acmehelp anyone there?"),
 ]
 ACME = Brand(
     id="acme",

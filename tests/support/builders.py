@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from replyclock.models.domain import AuthorRole, Post
 
@@ -62,3 +63,23 @@ def brand(
         conversation_id=conversation,
         mentions=tuple(word[1:] for word in text.split() if word.startswith("@")),
     )
+
+
+def export_line(post_id: str, author: str, at: datetime, text: str, reply_to: str | None = None) -> dict[str, Any]:
+    """One line of a JSONL export on x for brand acme (handle acmehelp): a customer mentioning it, or its reply."""
+    brand = author == "acmehelp"
+    line: dict[str, Any] = {
+        "channel": "x",
+        "id": post_id,
+        "author": author,
+        "author_role": "brand" if brand else "customer",
+        "created_at": at.isoformat().replace("+00:00", "Z"),
+        "text": text,
+    }
+    if brand:
+        line["brand_id"] = "acme"
+    else:
+        line["mentions"] = ["acmehelp"]
+    if reply_to:
+        line["in_reply_to"] = reply_to
+    return line

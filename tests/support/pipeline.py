@@ -90,6 +90,10 @@ class Pipeline:
         reader = StreamReader(boto3.client("dynamodbstreams"), self.stream_arn)
         return [record for records in reader.poll().values() for record in records]
 
+    def state_changes(self) -> list[Record]:
+        """Every stream record of a conversation-state item so far (what aggregate consumes)."""
+        return [r for r in self.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
+
     def alerts(self) -> list[dict[str, Any]]:
         """Every SLA alert published so far (drains the subscribed inbox)."""
         sqs = boto3.client("sqs")
