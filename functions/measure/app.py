@@ -13,14 +13,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.models.domain import Wait, WaitKind, WaitStatus
-from replyclock.models.records import PostInsertRecord
+from replyclock.models.records import PostRecord
 from replyclock.observability import logger, metrics, tracer
 from replyclock.services.measuring import BrandDirectory, directory_from, measure_conversation
 from replyclock.settings import get_settings
 
 # Brand configuration changes rarely; a warm container re-reads it at most once a minute.
 BRAND_CACHE_SECONDS = 60
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams, model=PostInsertRecord)
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, model=PostRecord)
 _brand_cache: tuple[float, BrandDirectory] | None = None
 
 
@@ -46,24 +46,49 @@ def emit_closed_wait(wait: Wait, breach_already_reported: bool) -> None:
         metric.add_dimension(name="channel", value=wait.channel)
 
 
+def new_posts_by_conversation(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[str] | None]:
+    """Per conversation of the batch, the ids of its new posts; None when a post was removed (measure it whole)."""
+    batch: dict[tuple[str, str], list[str] | None] = {}
+    for raw in records:
+        try:
+            record = PostRecord.model_validate(raw)
+            image = record.post
+        except ValueError:
+            continue  # reported by the record handler, which parses it again
+        conversation = (image.channel, image.conversation_id)
+        known = batch.setdefault(conversation, [])
+        if record.eventName == "REMOVE" or known is None:
+            batch[conversation] = None
+        else:
+            known.append(image.id)
+    return batch
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     store = ConversationStore(get_settings().table_name)
     brands = brand_directory()
+    batch = new_posts_by_conversation(event.get("Records", []))
     measured: set[tuple[str, str]] = set()
 
-    def measure_record(record: PostInsertRecord) -> None:
-        image = record.dynamodb.NewImage
+    def measure_record(record: PostRecord) -> None:
+        image = record.post
         conversation = (image.channel, image.conversation_id)
-        # Every post of the batch is already stored, so one measurement per conversation sees them all.
+        # Every post of the batch is already stored (or removed), so one measurement per conversation sees them all.
         if conversation in measured:
             return
-        outcome = measure_conversation(store, brands, *conversation)
+        outcome = measure_conversation(store, brands, *conversation, batch.get(conversation) or ())
         measured.add(conversation)
         for wait in outcome.newly_closed:
-            emit_closed_wait(wait, wait.start_post_id in outcome.breach_already_reported)
-        logger.debug("measured conversation", channel=image.channel, conversation_id=image.conversation_id)
+            emit_closed_wait(wait, (wait.customer, wait.start_post_id) in outcome.breach_already_reported)
+        logger.debug(
+            "measured conversation",
+            channel=image.channel,
+            conversation_id=image.conversation_id,
+            whole=outcome.whole,
+            written=len(outcome.written),
+        )
 
     return process_partial_response(event=event, record_handler=measure_record, processor=processor, context=context)

@@ -7,24 +7,40 @@ from collections.abc import Iterable
 
 from replyclock.dal.aggregates import BucketStore
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, rolled_up, totals_by_bucket
-from replyclock.logic.waits import brands_in_conversation, compute_waits
+from replyclock.dal.conversations import ConversationStore
+from replyclock.logic.waits import brands_in_conversation, compute_waits, placed_conversation
 from replyclock.models.domain import Brand, Post, Wait
 from replyclock.services.measuring import BrandDirectory
 
 Snapshot = dict[BucketKey, tuple[dict[str, int], dict[int, int], int, dict[int, int], int]]
 
 
-def expected_waits(posts: Iterable[Post], brands: BrandDirectory) -> dict[tuple[str, str, str], list[Wait]]:
-    """(channel, conversation, brand) -> waits, from the pure function alone."""
+LaneKey = tuple[str, str, str, str]
+
+
+def expected_waits(posts: Iterable[Post], brands: BrandDirectory) -> dict[LaneKey, list[Wait]]:
+    """(channel, conversation, brand, customer) -> waits, from the pure function alone."""
     by_conversation: dict[tuple[str, str], list[Post]] = defaultdict(list)
     for post in posts:
         by_conversation[(post.channel, post.conversation_id)].append(post)
-    waits: dict[tuple[str, str, str], list[Wait]] = {}
+    waits: dict[LaneKey, list[Wait]] = {}
     for (channel, conversation_id), thread in by_conversation.items():
-        for brand_id in brands_in_conversation(thread, brands.brand_for_handle):
-            computed = compute_waits(thread, brands.get(brand_id))
-            if computed:
-                waits[(channel, conversation_id, brand_id)] = computed
+        placed = placed_conversation(thread, brands.brand_for_handle)
+        for brand_id in brands_in_conversation(placed, brands.brand_for_handle):
+            lanes = compute_waits(thread, brands.get(brand_id), brands.brand_for_handle, brands.brand_for_handle)
+            for customer, computed in lanes.items():
+                waits[(channel, conversation_id, brand_id, customer)] = computed
+    return waits
+
+
+def stored_waits(store: ConversationStore, conversations: Iterable[tuple[str, str]]) -> dict[LaneKey, list[Wait]]:
+    """(channel, conversation, brand, customer) -> waits, as stored (lanes without waits left out)."""
+    waits: dict[LaneKey, list[Wait]] = {}
+    for channel, conversation_id in sorted(set(conversations)):
+        items = store.load(channel, conversation_id)
+        for (brand_id, customer), lane in items.lanes.items():
+            if lane_waits := items.waits_of(lane):
+                waits[(channel, conversation_id, brand_id, customer)] = lane_waits
     return waits
 
 

@@ -23,7 +23,7 @@ from replyclock.api.dependencies import Now, SettingsDependency, StoresDependenc
 from replyclock.api.errors import BadRequest, NotFound, route_responses
 from replyclock.api.parameters import BrandQuery, ChannelQuery, FromQuery, StatusQuery, ToQuery
 from replyclock.api.routing import new_router
-from replyclock.dal.conversations import check_brand_index_key
+from replyclock.dal.conversations import check_brand_index_key, state_key
 from replyclock.logic.metrics import TimeWindow, WindowError, requested_window
 from replyclock.models.api import BrandWaits, ConversationDetail, ConversationItem, ConversationPage, PostOut, WaitOut
 from replyclock.models.domain import Channel, ConversationState, Post, Wait, WaitStatus
@@ -85,15 +85,16 @@ def wait_out(wait: Wait) -> WaitOut:
     )
 
 
-def conversation_item(state: ConversationState) -> ConversationItem:
+def conversation_item(state: ConversationState, waits: list[Wait]) -> ConversationItem:
     return ConversationItem(
         channel=state.channel,
         conversation_id=state.conversation_id,
         brand_id=state.brand_id,
+        customer=state.customer,
         status=state.status,
         started_at=state.first_started_at,
         version=state.version,
-        waits=[wait_out(wait) for wait in state.waits],
+        waits=[wait_out(wait) for wait in waits],
     )
 
 
@@ -163,6 +164,8 @@ def list_conversations(
     states, resume_key = stores.conversations.by_brand(
         brand, window.start, window.end, channel=channel, status=status, limit=limit, start_key=start_key
     )
+    waits = stores.conversations.lane_waits(states)
+    keyed = [(state, state_key(state)) for state in states]
     next_cursor = None
     if resume_key is not None:
         next_cursor = Cursor(
@@ -178,7 +181,7 @@ def list_conversations(
         brand=brand,
         from_=window.start,
         to=window.end,
-        items=[conversation_item(state) for state in states],
+        items=[conversation_item(state, waits[(key["pk"], key["sk"])]) for state, key in keyed],
         next_cursor=next_cursor,
     )
 
@@ -199,10 +202,11 @@ def get_conversation(
     decoded_id = unquote(conversation_id)
     if not 1 <= len(decoded_id) <= 512:
         raise BadRequest("conversation_id must be 1 to 512 characters", "conversation_id")
-    posts, states = stores.conversations.load(channel, decoded_id)
-    if not posts and not states:
+    stored = stores.conversations.load(channel, decoded_id)
+    if not stored.posts and not stored.lanes:
         raise NotFound(f"no conversation {decoded_id!r} on {channel}", "conversation_id")
-    ordered = sorted(posts, key=lambda post: post.sort_key)
+    ordered = sorted(stored.posts, key=lambda post: post.sort_key)
+    lanes = [lane for _, lane in sorted(stored.lanes.items()) if lane.waits]
     return ConversationDetail(
         channel=channel,
         conversation_id=decoded_id,
@@ -210,11 +214,12 @@ def get_conversation(
         posts_truncated=len(ordered) > MAX_POSTS,
         brands=[
             BrandWaits(
-                brand_id=state.brand_id,
-                status=state.status,
-                version=state.version,
-                waits=[wait_out(wait) for wait in state.waits],
+                brand_id=lane.brand_id,
+                customer=lane.customer,
+                status=lane.status,
+                version=lane.version,
+                waits=[wait_out(wait) for wait in stored.waits_of(lane)],
             )
-            for _, state in sorted(states.items())
+            for lane in lanes
         ],
     )

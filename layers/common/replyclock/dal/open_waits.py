@@ -9,7 +9,6 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from replyclock.dal.conversations import (
-    NO_MORE_ALERTS,
     OPEN_WAIT_PARTITION_PREFIX,
     OPEN_WAIT_PARTITIONS,
     OPEN_WAITS_INDEX,
@@ -22,6 +21,7 @@ class OpenWaitEntry:
     brand_id: str
     channel: str
     conversation_id: str
+    customer: str
     open_since: datetime
     # None once the wait is breached: nothing more to do for it but wait for an answer.
     next_alert_at: datetime | None
@@ -32,13 +32,18 @@ def parse_index_time(text: str) -> datetime:
 
 
 def entry_from_item(item: dict[str, Any]) -> OpenWaitEntry:
-    alert = str(item["gsi1sk"]).split("#", 1)[0]
+    """An index entry; its keys never move while the wait is open, only the projected status does."""
+    due_at = parse_index_time(str(item["gsi1sk"]).split("#", 1)[0])
+    status = str(item.get("status", "pending"))
+    next_alert_at = {"pending": parse_index_time(str(item["at_risk_at"])), "at_risk": due_at}.get(status)
+    brand_id = str(item["brand_id"])
     return OpenWaitEntry(
-        brand_id=str(item["brand_id"]),
+        brand_id=brand_id,
         channel=str(item["channel"]),
         conversation_id=str(item["pk"]).split("#", 2)[2],
+        customer=str(item["sk"]).removeprefix(f"STATE#{brand_id}#"),
         open_since=parse_index_time(str(item["open_since"])),
-        next_alert_at=None if alert == NO_MORE_ALERTS else parse_index_time(alert),
+        next_alert_at=next_alert_at,
     )
 
 

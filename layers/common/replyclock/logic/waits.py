@@ -1,91 +1,253 @@
-"""Waits: a pure function from one conversation's posts and a brand to its waits.
+"""Waits: per (conversation, brand, customer), a fold over the conversation's posts in order.
 
-Per (conversation, brand), with the posts sorted by (created_at, id), a wait starts
-at the first customer post addressed to the brand after the brand last spoke and
-ends at the brand's next post (auto-replies do not end it). A customer post is
-addressed to the brand when it mentions one of the brand's handles, replies to a
-post of the brand, or the brand has posted earlier in the conversation.
+Posts are ordered by effective time, then id: a post's effective time is the later of its own
+time and its parent's effective time, so a reply never precedes what it answers. Per brand B
+and customer C (a *lane*), a wait starts at C's first post addressed to B after B last
+answered C, and ends at B's next post that answers C. A customer post is addressed to B when
+it mentions one of B's handles, replies to a post of B, or B has posted earlier in the
+conversation. A brand post answers the customer it replies to and the customers it
+@mentions; one that does neither answers every customer waiting for B. An auto-reply answers
+no one (but does count as the brand having posted).
+
+The same step (`BrandFold.apply`) serves both ways of measuring: folded over a whole
+conversation it is the pure function the tests use as their oracle, and applied to one new
+post on the stored state of the lanes it touches it is the incremental path, so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from replyclock.logic.business_time import add_business_seconds, business_seconds
 from replyclock.logic.priority import classify
-from replyclock.models.domain import AuthorRole, Brand, Clock, Post, SLAPolicy, Wait, WaitKind, WaitStatus
+from replyclock.models.domain import Brand, Clock, Post, SLAPolicy, Wait, WaitKind, WaitStatus
 
 # Statuses the sweeper sets on an open wait; time only moves forward, so a later
 # recomputation of the same open wait must not undo them.
 _SWEEPER_STATUSES = (WaitStatus.AT_RISK, WaitStatus.BREACHED)
 
+# (channel, author) -> the configured brand that speaks with that handle, or None.
+BrandOfAuthor = Callable[[str, str], str | None]
+# (channel, handle) -> the configured brand behind a mentioned handle, or None.
+BrandOfHandle = Callable[[str, str], str | None]
 
-def ordered_posts(posts: Iterable[Post]) -> list[Post]:
+
+def customer_of(post: Post) -> str:
+    """A customer is identified by their handle, as mentions name them."""
+    return post.author.lower().lstrip("@")
+
+
+def speaker_of(post: Post, brand_of_author: BrandOfAuthor) -> str | None:
+    """The brand that wrote a post, or None for a customer.
+
+    The configured brands' handles decide, whichever source polled the post; a source's own claim
+    (an export's outbound rows) counts only for authors no configured brand owns.
+    """
+    return brand_of_author(post.channel, customer_of(post)) or post.brand_id
+
+
+def order_key(effective_at: datetime, post_id: str) -> str:
+    """A string that sorts posts as (effective time, id) does, numeric ids numerically."""
+    return f"{effective_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{len(post_id):03d}#{post_id}"
+
+
+def effective_times(posts: Mapping[str, Post]) -> dict[str, datetime]:
+    """Each post's effective time: the latest own time along its chain of parents inside `posts`."""
+    effective: dict[str, datetime] = {}
+    for post_id in posts:
+        chain: list[str] = []
+        current: str | None = post_id
+        while current is not None and current in posts and current not in effective and current not in chain:
+            chain.append(current)
+            current = posts[current].in_reply_to
+        inherited = effective.get(current) if current is not None else None
+        for member in reversed(chain):
+            own = posts[member].created_at
+            inherited = own if inherited is None else max(own, inherited)
+            effective[member] = inherited
+    return effective
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A post with its place in the conversation and who wrote it."""
+
+    post: Post
+    effective_at: datetime
+    key: str
+    # The brand that wrote it, or None when a customer did.
+    speaker: str | None
+
+    @property
+    def customer(self) -> str | None:
+        return customer_of(self.post) if self.speaker is None else None
+
+
+def place(post: Post, effective_at: datetime, brand_of_author: BrandOfAuthor) -> Placed:
+    return Placed(post, effective_at, order_key(effective_at, post.id), speaker_of(post, brand_of_author))
+
+
+def placed_conversation(posts: Iterable[Post], brand_of_author: BrandOfAuthor) -> list[Placed]:
     """Distinct posts (by id) in conversation order."""
     distinct = {post.id: post for post in posts}
-    return sorted(distinct.values(), key=lambda post: post.sort_key)
+    effective = effective_times(distinct)
+    placed = [place(post, effective[post.id], brand_of_author) for post in distinct.values()]
+    return sorted(placed, key=lambda item: item.key)
 
 
-def brands_in_conversation(posts: Iterable[Post], brand_for_handle: Callable[[str, str], str | None]) -> set[str]:
+@dataclass
+class BrandFacts:
+    """What one brand did in a conversation that lanes other than the touched ones depend on."""
+
+    # Order key of the brand's first post (auto-replies included): later customer posts are addressed to it.
+    first_key: str | None = None
+    # Order key of its latest post that answered everyone waiting.
+    broadcast_key: str | None = None
+
+
+@dataclass
+class Lane:
+    """One customer's waits for one brand: the latest wait and how it got there."""
+
+    customer: str
+    wait_count: int = 0
+    last_key: str | None = None
+    first_started_at: datetime | None = None
+    current: Wait | None = None
+    # Waits this fold closed and then superseded with a newer one, oldest first (seq = position).
+    superseded: list[Wait] = field(default_factory=list)
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.current is not None and self.current.is_open
+
+    def waits(self) -> list[Wait]:
+        return [*self.superseded, *([self.current] if self.current else [])]
+
+
+class BrandFold:
+    """The lanes of one brand in one conversation, advanced one post at a time in conversation order."""
+
+    def __init__(
+        self,
+        brand: Brand,
+        brand_of_handle: BrandOfHandle,
+        lanes: dict[str, Lane] | None = None,
+        facts: BrandFacts | None = None,
+    ) -> None:
+        self.brand = brand
+        self.lanes = lanes if lanes is not None else {}
+        self.facts = facts or BrandFacts()
+        self._brand_of_handle = brand_of_handle
+        self._auto_reply = auto_reply_matcher(brand)
+
+    def addresses(self, post: Placed, parent: Placed | None) -> bool:
+        """Whether a customer post is addressed to this brand."""
+        if not self.brand.handles_on(post.post.channel).isdisjoint(post.post.mentions):
+            return True
+        if parent is not None and parent.speaker == self.brand.id:
+            return True
+        return self.facts.first_key is not None and self.facts.first_key < post.key
+
+    def answered(self, post: Placed, parent: Placed | None) -> set[str] | None:
+        """The customers a brand post answers by name; None when it names no one (it answers everyone waiting)."""
+        named = {
+            handle for handle in post.post.mentions if self._brand_of_handle(post.post.channel, handle) is None
+        } - self.brand.handles_on(post.post.channel)
+        if parent is not None and parent.customer is not None:
+            named.add(parent.customer)
+        return named or None
+
+    def is_broadcast(self, post: Placed, parent: Placed | None) -> bool:
+        return (
+            post.speaker == self.brand.id and not self._auto_reply(post.post.text) and not self.answered(post, parent)
+        )
+
+    def apply(self, post: Placed, parent: Placed | None) -> set[str]:
+        """Advance by one post (later than every post applied so far); returns the customers whose lane changed."""
+        if post.speaker == self.brand.id:
+            if self.facts.first_key is None or post.key < self.facts.first_key:
+                self.facts.first_key = post.key
+            if self._auto_reply(post.post.text):
+                return set()
+            named = self.answered(post, parent)
+            if named is None:
+                self.facts.broadcast_key = post.key
+                targets = [lane for lane in self.lanes.values() if lane.is_waiting]
+            else:
+                targets = [self.lanes.setdefault(customer, Lane(customer)) for customer in sorted(named)]
+            for lane in targets:
+                if lane.is_waiting:
+                    assert lane.current is not None
+                    lane.current = close_wait(lane.current, post, self.brand)
+                lane.last_key = post.key
+            return {lane.customer for lane in targets}
+        customer = post.customer
+        if customer is None or not self.addresses(post, parent):
+            return set()
+        lane = self.lanes.setdefault(customer, Lane(customer))
+        if not lane.is_waiting:
+            if lane.current is not None:
+                lane.superseded.append(lane.current)
+            kind = WaitKind.NEXT if lane.wait_count else WaitKind.FIRST
+            lane.current = open_wait(post, customer, self.brand, kind)
+            lane.wait_count += 1
+            if lane.first_started_at is None:
+                lane.first_started_at = lane.current.started_at
+        lane.last_key = post.key
+        return {customer}
+
+
+def brands_in_conversation(posts: Iterable[Placed], brand_of_handle: BrandOfHandle) -> set[str]:
     """Brands that spoke in the conversation or were mentioned by handle on its channel."""
     brand_ids: set[str] = set()
-    for post in posts:
-        if post.brand_id:
-            brand_ids.add(post.brand_id)
-        for handle in post.mentions:
-            brand_id = brand_for_handle(post.channel, handle)
+    for placed in posts:
+        if placed.speaker:
+            brand_ids.add(placed.speaker)
+        for handle in placed.post.mentions:
+            brand_id = brand_of_handle(placed.post.channel, handle)
             if brand_id:
                 brand_ids.add(brand_id)
     return brand_ids
 
 
-def compute_waits(posts: Iterable[Post], brand: Brand) -> list[Wait]:
-    """All waits of one brand in one conversation, oldest first."""
-    conversation = ordered_posts(posts)
-    brand_post_ids = {post.id for post in conversation if post.brand_id == brand.id}
-    auto_reply = _auto_reply_matcher(brand)
-    waits: list[Wait] = []
-    brand_has_posted = False
-    waiting_since: Post | None = None
-    for post in conversation:
-        if post.brand_id == brand.id:
-            brand_has_posted = True
-            if waiting_since is not None and not auto_reply(post.text):
-                waits.append(_measure(waiting_since, post, brand, kind=_kind(waits)))
-                waiting_since = None
-        elif waiting_since is None and post.author_role is AuthorRole.CUSTOMER:
-            if brand_has_posted or post.in_reply_to in brand_post_ids or _mentions_brand(post, brand):
-                waiting_since = post
-    if waiting_since is not None:
-        waits.append(_measure(waiting_since, None, brand, kind=_kind(waits)))
-    return waits
+def fold_conversation(conversation: list[Placed], brand: Brand, brand_of_handle: BrandOfHandle) -> BrandFold:
+    """One brand's lanes over a whole conversation (posts in conversation order)."""
+    by_id = {placed.post.id: placed for placed in conversation}
+    fold = BrandFold(brand, brand_of_handle)
+    for placed in conversation:
+        parent_id = placed.post.in_reply_to
+        fold.apply(placed, by_id.get(parent_id) if parent_id else None)
+    return fold
 
 
-def carry_over_sweeper_statuses(new_waits: list[Wait], previous_waits: Iterable[Wait]) -> list[Wait]:
-    """Keep the at-risk/breached marks the sweeper put on a wait that is still open and still due then."""
-    marked = {
-        (wait.start_post_id, wait.due_at): wait.status
-        for wait in previous_waits
-        if wait.is_open and wait.status in _SWEEPER_STATUSES
-    }
-    kept: list[Wait] = []
-    for wait in new_waits:
-        status = marked.get((wait.start_post_id, wait.due_at)) if wait.is_open else None
-        kept.append(wait.model_copy(update={"status": status}) if status else wait)
-    return kept
+def compute_waits(
+    posts: Iterable[Post], brand: Brand, brand_of_author: BrandOfAuthor, brand_of_handle: BrandOfHandle
+) -> dict[str, list[Wait]]:
+    """Every customer's waits for one brand in one conversation, oldest first (customers without waits left out)."""
+    fold = fold_conversation(placed_conversation(posts, brand_of_author), brand, brand_of_handle)
+    return {customer: lane.waits() for customer, lane in sorted(fold.lanes.items()) if lane.waits()}
 
 
-def _kind(earlier_waits: list[Wait]) -> WaitKind:
-    return WaitKind.NEXT if earlier_waits else WaitKind.FIRST
+def keep_sweeper_status(new: Wait | None, previous: Wait | None) -> Wait | None:
+    """Keep the at-risk/breached mark the sweeper put on a wait that is still open and still due then."""
+    if (
+        new is not None
+        and previous is not None
+        and new.is_open
+        and previous.is_open
+        and previous.status in _SWEEPER_STATUSES
+        and (new.start_post_id, new.due_at) == (previous.start_post_id, previous.due_at)
+    ):
+        return new.model_copy(update={"status": previous.status})
+    return new
 
 
-def _mentions_brand(post: Post, brand: Brand) -> bool:
-    return not brand.handles_on(post.channel).isdisjoint(post.mentions)
-
-
-def _auto_reply_matcher(brand: Brand) -> Callable[[str], bool]:
+def auto_reply_matcher(brand: Brand) -> Callable[[str], bool]:
     if not brand.auto_reply_patterns:
         return lambda text: False
     pattern = re.compile("|".join(f"(?:{pattern})" for pattern in brand.auto_reply_patterns), re.IGNORECASE)
@@ -99,33 +261,40 @@ def due_moment(started_at: datetime, seconds: float, policy: SLAPolicy, brand: B
     return started_at + timedelta(seconds=seconds)
 
 
-def _measure(start: Post, end: Post | None, brand: Brand, kind: WaitKind) -> Wait:
-    priority = classify(start, brand)
-    policy = brand.policy_at(start.created_at)
-    target = policy.target_seconds(priority, start.channel)
-    calendar_seconds = business = None
-    status = WaitStatus.PENDING
-    if end is not None:
-        calendar_seconds = (end.created_at - start.created_at).total_seconds()
-        business = business_seconds(start.created_at, end.created_at, brand.calendar)
-        elapsed = business if policy.clock is Clock.BUSINESS else calendar_seconds
-        status = WaitStatus.MET if elapsed <= target else WaitStatus.BREACHED
+def open_wait(start: Placed, customer: str, brand: Brand, kind: WaitKind) -> Wait:
+    started_at = start.effective_at
+    priority = classify(start.post, brand)
+    policy = brand.policy_at(started_at)
+    target = policy.target_seconds(priority, start.post.channel)
     return Wait(
         kind=kind,
         brand_id=brand.id,
-        channel=start.channel,
-        conversation_id=start.conversation_id,
-        start_post_id=start.id,
-        started_at=start.created_at,
-        end_post_id=end.id if end else None,
-        ended_at=end.created_at if end else None,
-        calendar_seconds=calendar_seconds,
-        business_seconds=business,
+        channel=start.post.channel,
+        conversation_id=start.post.conversation_id,
+        customer=customer,
+        start_post_id=start.post.id,
+        started_at=started_at,
         priority=priority,
         policy_version=policy.version,
         clock=policy.clock,
         target_seconds=target,
-        due_at=due_moment(start.created_at, target, policy, brand),
-        at_risk_at=due_moment(start.created_at, target * policy.at_risk_fraction, policy, brand),
-        status=status,
+        due_at=due_moment(started_at, target, policy, brand),
+        at_risk_at=due_moment(started_at, target * policy.at_risk_fraction, policy, brand),
+        status=WaitStatus.PENDING,
+    )
+
+
+def close_wait(wait: Wait, end: Placed, brand: Brand) -> Wait:
+    ended_at = end.effective_at
+    calendar_seconds = (ended_at - wait.started_at).total_seconds()
+    business = business_seconds(wait.started_at, ended_at, brand.calendar)
+    elapsed = business if wait.clock is Clock.BUSINESS else calendar_seconds
+    return wait.model_copy(
+        update={
+            "end_post_id": end.post.id,
+            "ended_at": ended_at,
+            "calendar_seconds": calendar_seconds,
+            "business_seconds": business,
+            "status": WaitStatus.MET if elapsed <= wait.target_seconds else WaitStatus.BREACHED,
+        }
     )

@@ -148,13 +148,16 @@ class WaitOut(BaseModel):
 
 
 class ConversationItem(BaseModel):
+    """One customer's waits for the brand in one conversation."""
+
     channel: Channel
     conversation_id: str
     brand_id: BrandId
-    status: WaitStatus | None = Field(description="The open wait's status, else the last closed one's.")
-    started_at: datetime | None = Field(description="Start of the conversation's first wait.")
+    customer: str = Field(description="The customer's handle on the channel.")
+    status: WaitStatus | None = Field(description="The latest wait's status: open, else the last closed one's.")
+    started_at: datetime | None = Field(description="Start of this customer's first wait in the conversation.")
     version: int
-    waits: list[WaitOut]
+    waits: list[WaitOut] = Field(description="Oldest first: the first response, then next responses.")
 
 
 class ConversationPage(BaseModel):
@@ -183,7 +186,10 @@ class PostOut(BaseModel):
 
 
 class BrandWaits(BaseModel):
+    """One customer's waits for one brand in the conversation."""
+
     brand_id: BrandId
+    customer: str = Field(description="The customer's handle on the channel.")
     status: WaitStatus | None
     version: int
     waits: list[WaitOut]
@@ -196,7 +202,7 @@ class ConversationDetail(BaseModel):
     conversation_id: str
     posts: list[PostOut] = Field(description="In conversation order (created_at, id).")
     posts_truncated: bool = Field(description="True when only the latest posts are listed.")
-    brands: list[BrandWaits]
+    brands: list[BrandWaits] = Field(description="Per brand and customer, sorted by brand then customer.")
 
 
 class BrandInput(BaseModel):

@@ -326,8 +326,15 @@ class Brand(BaseModel):
         return frozenset(configured) if configured else frozenset({self.id.lower()})
 
 
+CustomerHandle = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
 class Wait(BaseModel):
-    """A customer waiting for a brand in one conversation."""
+    """One customer waiting for a brand in one conversation.
+
+    Times are effective times: a post's own time, or its parent's effective time when the
+    parent claims a later one (a reply never precedes what it answers).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -335,6 +342,7 @@ class Wait(BaseModel):
     brand_id: BrandId
     channel: Channel
     conversation_id: PostId
+    customer: CustomerHandle
     start_post_id: PostId
     started_at: UtcDatetime
     end_post_id: PostId | None = None
@@ -358,27 +366,39 @@ class Wait(BaseModel):
 
 
 class ConversationState(BaseModel):
-    """The waits of one brand in one conversation, as measure last computed them."""
+    """One customer's waits for one brand in one conversation (a *lane*), as measure last computed them.
+
+    A lane is stored as one bounded item: its latest wait, how many waits it has had and the
+    order key of the last post that touched it. Earlier waits are archived, one immutable item
+    each (`seq` 1, 2, ...; the lane item itself has seq None), so no item grows with a thread.
+    """
 
     channel: Channel
     conversation_id: PostId
     brand_id: BrandId
+    customer: CustomerHandle
+    # None for the lane item; the wait's number (1 = first) for an archived wait.
+    seq: int | None = Field(default=None, ge=1)
     # Increases by one on every write (measure or sweeper); writes are conditioned on it.
     version: int = Field(default=0, ge=0)
-    waits: list[Wait] = Field(default_factory=list)
+    # The lane item: [] or [its latest wait]; an archived wait: [that wait] (or [] once a recompute undid it).
+    waits: list[Wait] = Field(default_factory=list, max_length=1)
+    wait_count: int = Field(default=0, ge=0)
+    last_key: str | None = None
+    first_started_at: UtcDatetime | None = None
 
     @property
     def open_wait(self) -> Wait | None:
         return self.waits[-1] if self.waits and self.waits[-1].is_open else None
 
     @property
-    def first_started_at(self) -> datetime | None:
-        return self.waits[0].started_at if self.waits else None
-
-    @property
     def status(self) -> WaitStatus | None:
         """The status a care team cares about: the open wait's, else the last closed one's."""
         return self.waits[-1].status if self.waits else None
 
-    def same_waits(self, other: ConversationState | None) -> bool:
-        return other is not None and self.waits == other.waits
+    @property
+    def is_archive(self) -> bool:
+        return self.seq is not None
+
+    def same_content(self, other: ConversationState | None) -> bool:
+        return other is not None and self.model_dump(exclude={"version"}) == other.model_dump(exclude={"version"})

@@ -20,14 +20,22 @@ class PostImage(BaseModel):
 
 
 class PostChange(DynamoDBStreamChangedRecordModel):
-    NewImage: PostImage
+    NewImage: PostImage | None = None
+    OldImage: PostImage | None = None
 
 
-class PostInsertRecord(DynamoDBStreamRecordModel):
-    """A post stored for the first time."""
+class PostRecord(DynamoDBStreamRecordModel):
+    """A post stored for the first time, or removed (deleted upstream)."""
 
-    eventName: Literal["INSERT"]
+    eventName: Literal["INSERT", "REMOVE"]
     dynamodb: PostChange
+
+    @property
+    def post(self) -> PostImage:
+        image = self.dynamodb.NewImage if self.eventName == "INSERT" else self.dynamodb.OldImage
+        if image is None:
+            raise ValueError(f"a post {self.eventName} record without its image")
+        return image
 
 
 class StateImage(BaseModel):
@@ -39,8 +47,13 @@ class StateImage(BaseModel):
     channel: Channel
     conversation_id: PostId
     brand_id: BrandId
+    customer: str
+    seq: int | None = None
     version: int
     waits: list[Wait]
+    wait_count: int = 0
+    last_key: str | None = None
+    first_started_at: str | None = None
 
     @property
     def source_key(self) -> str:
@@ -51,8 +64,12 @@ class StateImage(BaseModel):
             channel=self.channel,
             conversation_id=self.conversation_id,
             brand_id=self.brand_id,
+            customer=self.customer,
+            seq=self.seq,
             version=self.version,
             waits=self.waits,
+            wait_count=self.wait_count,
+            last_key=self.last_key,
         )
 
 

@@ -1,14 +1,48 @@
-"""measure: turn a conversation's stored posts into conversation states, one per brand."""
+"""measure: turn newly stored (or removed) posts into lanes, one per (conversation, brand, customer).
+
+Two ways, one fold (replyclock.logic.waits.BrandFold):
+
+- **Incrementally**, when one post is new to its conversation and provably later than everything
+  that touched the lanes it changes: read the conversation head, the post's parent and those
+  lanes by key, apply the post, write the lanes it changed. Its cost does not depend on how long
+  the thread is.
+- **Whole**, otherwise (a late post, a brand's first post, a reply whose parent claims a later
+  time, a parent that arrives after its replies, a removed post, several posts of one
+  conversation in one batch, a lost race): read the conversation, fold it, write the difference.
+
+Both leave the stored lanes equal to the pure fold of the stored posts, whatever the order.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
-from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.conversations import (
+    MAX_AWAITED_PARENTS,
+    ConversationItems,
+    ConversationStore,
+    Head,
+    effective_key,
+    head_key,
+    lane_key,
+    post_item_key,
+)
 from replyclock.dal.table import ConditionFailed
-from replyclock.logic.waits import brands_in_conversation, carry_over_sweeper_statuses, compute_waits
-from replyclock.models.domain import Brand, ConversationState, Wait, WaitStatus
+from replyclock.logic.waits import (
+    BrandFacts,
+    BrandFold,
+    Lane,
+    Placed,
+    brands_in_conversation,
+    customer_of,
+    fold_conversation,
+    keep_sweeper_status,
+    order_key,
+    placed_conversation,
+    speaker_of,
+)
+from replyclock.models.domain import Brand, ConversationState, Post, Wait, WaitStatus
 
 # Concurrent writers of one conversation are rare (one shard, one sweeper); a few tries settle any race.
 MAX_ATTEMPTS = 5
@@ -44,46 +78,271 @@ class BrandDirectory:
 
 @dataclass
 class MeasureOutcome:
-    """What measuring one conversation changed: the states written and the waits that newly closed."""
+    """What measuring changed: the lanes and archived waits written and the waits that newly closed."""
 
     written: list[ConversationState] = field(default_factory=list)
     newly_closed: list[Wait] = field(default_factory=list)
-    # Start posts of newly closed waits whose breach the sweeper already reported while they were open.
-    breach_already_reported: set[str] = field(default_factory=set)
+    # (customer, start post) of newly closed waits whose breach the sweeper reported while they were open.
+    breach_already_reported: set[tuple[str, str]] = field(default_factory=set)
+    whole: bool = False
+
+
+class NeedsWhole(Exception):
+    """The post cannot be applied on its own: measure the whole conversation."""
 
 
 def measure_conversation(
-    store: ConversationStore, brands: BrandDirectory, channel: str, conversation_id: str
+    store: ConversationStore,
+    brands: BrandDirectory,
+    channel: str,
+    conversation_id: str,
+    new_post_ids: Iterable[str] = (),
 ) -> MeasureOutcome:
-    """Recompute every brand's waits from the stored posts; write only states that changed."""
+    """Bring a conversation's lanes up to date with its stored posts.
+
+    With exactly one new post, try the incremental way first; otherwise (or when it cannot) fold
+    the whole conversation.
+    """
+    new = sorted(set(new_post_ids))
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return _measure_once(store, brands, channel, conversation_id)
+            if len(new) == 1 and attempt == 1:
+                try:
+                    return _measure_one(store, brands, channel, conversation_id, new[0])
+                except NeedsWhole:
+                    pass
+            return _measure_whole(store, brands, channel, conversation_id)
         except ConditionFailed:
             if attempt == MAX_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-def _measure_once(
-    store: ConversationStore, brands: BrandDirectory, channel: str, conversation_id: str
+def _lane_from_state(state: ConversationState | None, customer: str) -> Lane:
+    if state is None:
+        return Lane(customer)
+    return Lane(
+        customer=customer,
+        wait_count=state.wait_count,
+        last_key=state.last_key,
+        first_started_at=state.first_started_at,
+        current=state.waits[-1] if state.waits else None,
+    )
+
+
+def _placed(post: Post, items: ConversationItems, brands: BrandDirectory) -> Placed:
+    effective_at = items.effective.get(post.id, post.created_at)
+    return Placed(post, effective_at, order_key(effective_at, post.id), speaker_of(post, brands.brand_for_handle))
+
+
+def _measure_one(
+    store: ConversationStore, brands: BrandDirectory, channel: str, conversation_id: str, post_id: str
 ) -> MeasureOutcome:
-    posts, states = store.load(channel, conversation_id)
+    first = store.get_many([head_key(channel, conversation_id), post_item_key(channel, conversation_id, post_id)])
+    post = next((stored for stored in first.posts if stored.id == post_id), None)
+    head = first.head or Head()
+    if post is None or post.id in head.awaited:
+        raise NeedsWhole
+    speaker = speaker_of(post, brands.brand_for_handle)
+    keys = []
+    if post.in_reply_to:
+        keys += [
+            post_item_key(channel, conversation_id, post.in_reply_to),
+            effective_key(channel, conversation_id, post.in_reply_to),
+        ]
+    if speaker is None:
+        customer = customer_of(post)
+        mentioned = {brands.brand_for_handle(channel, handle) for handle in post.mentions} - {None}
+        candidates = sorted({brand_id for brand_id in mentioned if brand_id} | set(head.brands))
+        keys += [lane_key(channel, conversation_id, brand_id, customer) for brand_id in candidates]
+    else:
+        candidates = [speaker]
+        keys += [
+            lane_key(channel, conversation_id, speaker, handle)
+            for handle in post.mentions
+            if brands.brand_for_handle(channel, handle) is None
+        ]
+    found = store.get_many(keys)
+    parent_post = next((stored for stored in found.posts if stored.id == post.in_reply_to), None)
+    parent = _placed(parent_post, found, brands) if parent_post else None
+    effective_at = max(post.created_at, parent.effective_at) if parent else post.created_at
+    if effective_at != post.created_at:
+        raise NeedsWhole
+    placed = Placed(post, effective_at, order_key(effective_at, post.id), speaker)
+    new_head = Head(brands=dict(head.brands), awaited=set(head.awaited), version=head.version)
+    if post.in_reply_to and parent is None:
+        new_head.awaited.add(post.in_reply_to)
+        if len(new_head.awaited) > MAX_AWAITED_PARENTS:
+            raise NeedsWhole
+    stored_lanes = dict(found.lanes)
+    changed: dict[tuple[str, str], Lane] = {}
+    for brand_id in candidates:
+        facts = head.brands.get(brand_id, BrandFacts())
+        if speaker == brand_id and (facts.first_key is None or placed.key < facts.first_key):
+            # A brand's first post makes every later customer post of the conversation addressed to it.
+            raise NeedsWhole
+        fold = BrandFold(brands.get(brand_id), brands.brand_for_handle, facts=replace(facts))
+        if speaker is None:
+            if not fold.addresses(placed, parent):
+                continue
+            if facts.broadcast_key is not None and facts.broadcast_key > placed.key:
+                raise NeedsWhole
+            involved = [customer_of(post)]
+        elif fold.is_broadcast(placed, parent):
+            for state in store.lanes_of_brand(channel, conversation_id, brand_id):
+                stored_lanes[(brand_id, state.customer)] = state
+            involved = [customer for (owner, customer) in stored_lanes if owner == brand_id]
+        else:
+            involved = sorted(fold.answered(placed, parent) or ())
+            missing = [c for c in involved if (brand_id, c) not in stored_lanes]
+            if missing:
+                more = store.get_many(lane_key(channel, conversation_id, brand_id, c) for c in missing)
+                stored_lanes.update(more.lanes)
+        lanes = [_lane_from_state(stored_lanes.get((brand_id, customer)), customer) for customer in involved]
+        if any(lane.last_key is not None and lane.last_key > placed.key for lane in lanes):
+            raise NeedsWhole
+        # A lane whose last post is this one has seen it already (a redelivery, or a retry after a partial write).
+        applied = [lane for lane in lanes if lane.last_key == placed.key]
+        if applied and speaker is not None and not fold.is_broadcast(placed, parent):
+            if len(applied) < len(lanes):
+                raise NeedsWhole
+            continue
+        fold.lanes.update({lane.customer: lane for lane in lanes if lane.last_key != placed.key})
+        if not fold.lanes and speaker is None:
+            continue
+        touched = fold.apply(placed, parent)
+        for customer in touched:
+            if customer in fold.lanes:
+                changed[(brand_id, customer)] = fold.lanes[customer]
+        if fold.facts != facts:
+            new_head.brands[brand_id] = fold.facts
     outcome = MeasureOutcome()
-    for brand_id in sorted(brands_in_conversation(posts, brands.brand_for_handle) | set(states)):
-        previous = states.get(brand_id)
-        waits = compute_waits(posts, brands.get(brand_id))
-        if previous is not None:
-            waits = carry_over_sweeper_statuses(waits, previous.waits)
-        state = ConversationState(channel=channel, conversation_id=conversation_id, brand_id=brand_id, waits=waits)
-        if state.same_waits(previous) or (previous is None and not waits):
+    for (brand_id, customer), lane in sorted(changed.items()):
+        previous = stored_lanes.get((brand_id, customer))
+        for number, wait in enumerate(lane.superseded, start=lane.wait_count - len(lane.superseded)):
+            archived = ConversationState(
+                channel=channel,
+                conversation_id=conversation_id,
+                brand_id=brand_id,
+                customer=customer,
+                seq=number,
+                version=0,
+                waits=[wait],
+            )
+            try:
+                outcome.written.append(store.archive(archived))
+            except ConditionFailed:
+                raise NeedsWhole from None
+        state = _lane_state(channel, conversation_id, brand_id, lane, [lane.current] if lane.current else [])
+        if previous is not None and state.same_content(previous):
             continue
         outcome.written.append(store.save(state, previous.version if previous else None))
-        closed_before = {wait.start_post_id for wait in previous.waits if not wait.is_open} if previous else set()
-        outcome.newly_closed.extend(w for w in waits if not w.is_open and w.start_post_id not in closed_before)
-        if previous is not None and previous.open_wait is not None:
-            if previous.open_wait.status is WaitStatus.BREACHED:
-                outcome.breach_already_reported.add(previous.open_wait.start_post_id)
+        _note_closed(outcome, previous.waits if previous else [], state.waits)
+    if not new_head.same_content(head):
+        store.save_head(channel, conversation_id, new_head, first.head.version if first.head else None)
+    return outcome
+
+
+def _lane_state(channel: str, conversation_id: str, brand_id: str, lane: Lane, waits: list[Wait]) -> ConversationState:
+    return ConversationState(
+        channel=channel,
+        conversation_id=conversation_id,
+        brand_id=brand_id,
+        customer=lane.customer,
+        waits=waits,
+        wait_count=lane.wait_count,
+        last_key=lane.last_key,
+        first_started_at=lane.first_started_at,
+    )
+
+
+def _note_closed(outcome: MeasureOutcome, before: list[Wait], after: list[Wait]) -> None:
+    closed_before = {(wait.customer, wait.start_post_id) for wait in before if not wait.is_open}
+    for wait in after:
+        if not wait.is_open and (wait.customer, wait.start_post_id) not in closed_before:
+            outcome.newly_closed.append(wait)
+    for wait in before:
+        if wait.is_open and wait.status is WaitStatus.BREACHED:
+            outcome.breach_already_reported.add((wait.customer, wait.start_post_id))
+
+
+def _measure_whole(
+    store: ConversationStore, brands: BrandDirectory, channel: str, conversation_id: str
+) -> MeasureOutcome:
+    items = store.load(channel, conversation_id)
+    conversation = placed_conversation(items.posts, brands.brand_for_handle)
+    stored_ids = {placed.post.id for placed in conversation}
+    head = Head(
+        awaited={
+            p.post.in_reply_to for p in conversation if p.post.in_reply_to and p.post.in_reply_to not in stored_ids
+        }
+    )
+    lanes: dict[tuple[str, str], ConversationState] = {}
+    archives: dict[tuple[str, str, int], ConversationState] = {}
+    brand_ids = brands_in_conversation(conversation, brands.brand_for_handle)
+    brand_ids |= {brand_id for brand_id, _ in items.lanes} | set(items.head.brands if items.head else ())
+    for brand_id in sorted(brand_ids):
+        fold = fold_conversation(conversation, brands.get(brand_id), brands.brand_for_handle)
+        if fold.facts != BrandFacts():
+            head.brands[brand_id] = fold.facts
+        for customer, lane in fold.lanes.items():
+            waits = lane.waits()
+            previous = items.lanes.get((brand_id, customer))
+            latest = keep_sweeper_status(
+                waits[-1] if waits else None, previous.waits[-1] if previous and previous.waits else None
+            )
+            lanes[(brand_id, customer)] = _lane_state(
+                channel, conversation_id, brand_id, replace(lane, wait_count=len(waits)), [latest] if latest else []
+            )
+            for seq, wait in enumerate(waits[:-1], start=1):
+                archives[(brand_id, customer, seq)] = ConversationState(
+                    channel=channel,
+                    conversation_id=conversation_id,
+                    brand_id=brand_id,
+                    customer=customer,
+                    seq=seq,
+                    waits=[wait],
+                )
+    outcome = MeasureOutcome(whole=True)
+    before: list[Wait] = []
+    after: list[Wait] = []
+    for key in sorted(set(items.lanes) | set(lanes)):
+        previous = items.lanes.get(key)
+        state = lanes.get(key) or ConversationState(
+            channel=channel, conversation_id=conversation_id, brand_id=key[0], customer=key[1]
+        )
+        before += previous.waits if previous else []
+        after += state.waits
+        if previous is None and not state.waits and state.last_key is None:
+            continue
+        if not state.same_content(previous):
+            outcome.written.append(store.save(state, previous.version if previous else None))
+    for archive_key in sorted(set(items.archives) | set(archives)):
+        previous = items.archives.get(archive_key)
+        state = archives.get(archive_key) or ConversationState(
+            channel=channel,
+            conversation_id=conversation_id,
+            brand_id=archive_key[0],
+            customer=archive_key[1],
+            seq=archive_key[2],
+        )
+        before += previous.waits if previous else []
+        after += state.waits
+        if previous is None and not state.waits:
+            continue
+        if not state.same_content(previous):
+            outcome.written.append(store.save(state, previous.version if previous else None))
+    _note_closed(outcome, before, after)
+    effective = {p.post.id: p.effective_at for p in conversation if p.effective_at != p.post.created_at}
+    changes: dict[str, object] = {
+        post_id: moment for post_id, moment in effective.items() if items.effective.get(post_id) != moment
+    }
+    changes.update({post_id: None for post_id in items.effective if post_id not in effective})
+    if changes:
+        store.save_effective_times(channel, conversation_id, changes)  # type: ignore[arg-type]
+    if items.head is None or not head.same_content(items.head):
+        if items.head is not None or head.brands or head.awaited:
+            store.save_head(channel, conversation_id, head, items.head.version if items.head else None)
     return outcome
 
 

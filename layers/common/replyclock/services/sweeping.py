@@ -18,7 +18,7 @@ from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.dal.posts import PostStore
 from replyclock.dal.table import ConditionFailed
 from replyclock.logic.business_time import business_seconds
-from replyclock.models.domain import Clock, ConversationState, Wait, WaitStatus
+from replyclock.models.domain import Clock, Wait, WaitStatus
 from replyclock.services.measuring import BrandDirectory
 
 MAX_ATTEMPTS = 3
@@ -47,6 +47,7 @@ class Alert:
                 "channel": self.wait.channel,
                 "priority": self.wait.priority.value,
                 "conversation_id": self.wait.conversation_id,
+                "customer": self.wait.customer,
                 "post_url": self.post_url,
                 "post_excerpt": self.post_excerpt,
                 "waited_seconds": round(self.waited_seconds),
@@ -124,7 +125,7 @@ def _advance(
     conversations: ConversationStore, posts: PostStore, brands: BrandDirectory, entry: OpenWaitEntry, now: datetime
 ) -> Alert | None:
     for _ in range(MAX_ATTEMPTS):
-        state = conversations.get(entry.channel, entry.conversation_id, entry.brand_id)
+        state = conversations.get(entry.channel, entry.conversation_id, entry.brand_id, entry.customer)
         wait = state.open_wait if state else None
         if state is None or wait is None:
             return None
@@ -132,12 +133,7 @@ def _advance(
         if _STATUS_RANK[target_status] <= _STATUS_RANK.get(wait.status, 0):
             return None
         marked = wait.model_copy(update={"status": target_status})
-        updated = ConversationState(
-            channel=state.channel,
-            conversation_id=state.conversation_id,
-            brand_id=state.brand_id,
-            waits=[*state.waits[:-1], marked],
-        )
+        updated = state.model_copy(update={"waits": [marked]})
         try:
             conversations.save(updated, state.version)
         except ConditionFailed:
