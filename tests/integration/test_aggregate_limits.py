@@ -14,11 +14,13 @@ from replyclock.logic.aggregation import BucketKey
 from replyclock.logic.waits import compute_waits
 from replyclock.models.domain import Brand, ConversationState, Priority, WaitKind
 from replyclock.services.aggregating import StateChange, apply_state_changes
+from replyclock.services.measuring import directory_from
 from tests.support.builders import T0, brand, customer
 from tests.support.expectations import expected_snapshot, stored_snapshot
 from tests.support.pipeline import Pipeline
 
 ACME = Brand(id="acme", name="Acme")
+DIRECTORY = directory_from([ACME])
 BUCKET = BucketKey("acme", "2026-11-18T10", WaitKind.FIRST, "x", Priority.NORMAL)
 
 
@@ -31,13 +33,21 @@ def answered_conversations(count: int, start_minute: float = 0) -> list[StateCha
             customer(f"{number}q", start_minute + number % 50, conversation=conversation),
             brand(f"{number}a", start_minute + number % 50 + 1 + number * 7, conversation=conversation),
         ]
+        lanes = compute_waits(posts, ACME, DIRECTORY.brand_for_handle, DIRECTORY.brand_for_handle)
+        assert list(lanes) == ["alice"] and len(lanes["alice"]) == 1
         state = ConversationState(
-            channel="x", conversation_id=conversation, brand_id="acme", version=1, waits=compute_waits(posts, ACME)
+            channel="x",
+            conversation_id=conversation,
+            brand_id="acme",
+            customer="alice",
+            version=1,
+            waits=lanes["alice"],
+            wait_count=1,
         )
         changes.append(
             StateChange(
                 sequence_number=f"{number:021d}",
-                source_key=f"CONV#x#{conversation}|STATE#acme",
+                source_key=f"CONV#x#{conversation}|STATE#acme#alice",
                 version=1,
                 old=None,
                 new=state,

@@ -13,6 +13,7 @@ from replyclock.dal.table import ConditionFailed, Throttled
 from replyclock.models.domain import Brand, WaitStatus
 from tests.support.api import ApiClient, http_event
 from tests.support.builders import T0, brand, customer
+from tests.support.expectations import stored_waits
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline, import_measure_module_cache_reset
 
@@ -295,11 +296,12 @@ def test_a_policy_change_affects_only_waits_that_start_after_it(api: ApiClient, 
     pipeline.run()
 
     # Then the early wait keeps version 1 (met), while the waits that started after the change use version 2
-    early = pipeline.conversations.get("x", "early", "acme")
-    late = pipeline.conversations.get("x", "late", "acme")
-    assert early is not None and late is not None
-    assert [(w.policy_version, w.status) for w in early.waits] == [(1, WaitStatus.MET), (2, WaitStatus.BREACHED)]
-    assert [(w.policy_version, w.status) for w in late.waits] == [(2, WaitStatus.BREACHED)]
+    stored = stored_waits(pipeline.conversations, [("x", "early"), ("x", "late")])
+    assert set(stored) == {("x", "early", "acme", "alice"), ("x", "late", "acme", "bob")}
+    early = stored[("x", "early", "acme", "alice")]
+    late = stored[("x", "late", "acme", "bob")]
+    assert [(w.policy_version, w.status) for w in early] == [(1, WaitStatus.MET), (2, WaitStatus.BREACHED)]
+    assert [(w.policy_version, w.status) for w in late] == [(2, WaitStatus.BREACHED)]
 
     # And the summary counts them so
     api.now = T0 + timedelta(days=3)

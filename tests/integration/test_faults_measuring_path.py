@@ -13,7 +13,13 @@ from devtools.streams import EventSourceMapping
 from replyclock.logic.aggregation import Granularity
 from replyclock.models.domain import Brand, Post
 from tests.support.builders import brand, customer
-from tests.support.expectations import brand_directory, expected_snapshot, expected_waits, stored_snapshot
+from tests.support.expectations import (
+    brand_directory,
+    expected_snapshot,
+    expected_waits,
+    stored_snapshot,
+    stored_waits,
+)
 from tests.support.faults import FaultInjector, Faults
 from tests.support.pipeline import Pipeline
 
@@ -30,6 +36,9 @@ def conversations(count: int, seed: int = 3) -> list[Post]:
             posts.append(brand(f"{n}a", rng.randint(601, 900), brand_id=who, conversation=f"c{n}"))
         if rng.random() < 0.4:
             posts.append(customer(f"{n}r", rng.randint(901, 1200), "again", conversation=f"c{n}"))
+        if rng.random() < 0.3:
+            # A second customer in the thread: a lane of their own, which acme's answers to alice do not close.
+            posts.append(customer(f"{n}b", rng.randint(0, 1200), f"@{who} me too", conversation=f"c{n}", author="bob"))
     return posts
 
 
@@ -48,9 +57,10 @@ def retry_until_done(pipeline: Pipeline) -> None:
 
 def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
     waits = expected_waits(posts, brand_directory(BRANDS))
-    for (channel, conversation_id, brand_id), expected in waits.items():
-        state = pipeline.conversations.get(channel, conversation_id, brand_id)
-        assert state is not None and state.waits == expected, conversation_id
+    stored = stored_waits(pipeline.conversations, {(post.channel, post.conversation_id) for post in posts})
+    assert sorted(stored) == sorted(waits)
+    for lane, expected in waits.items():
+        assert stored[lane] == expected, lane
     every_wait = [wait for conversation_waits in waits.values() for wait in conversation_waits]
     for granularity in Granularity:
         assert stored_snapshot(pipeline.buckets, ["acme", "globex"], granularity) == expected_snapshot(
@@ -153,7 +163,7 @@ def test_a_poison_record_is_parked_after_its_retries_while_every_other_record_co
     assert parked and all(p["requestContext"]["condition"] == "RetryAttemptsExhausted" for p in parked)
     healthy = [post for post in posts if post.conversation_id != "c4"]
     waits = expected_waits(healthy, brand_directory(BRANDS))
-    for (channel, conversation_id, brand_id), expected in waits.items():
-        state = pipeline.conversations.get(channel, conversation_id, brand_id)
-        assert state is not None and state.waits == expected, conversation_id
-    assert pipeline.conversations.load("x", "c4")[1] == {}
+    stored = stored_waits(pipeline.conversations, {(post.channel, post.conversation_id) for post in healthy})
+    assert stored == waits
+    poisoned = pipeline.conversations.load("x", "c4")
+    assert (poisoned.lanes, poisoned.archives, poisoned.head) == ({}, {}, None)

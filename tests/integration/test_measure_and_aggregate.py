@@ -9,7 +9,7 @@ from devtools.lambda_runtime import FakeLambdaContext
 from devtools.streams import Record
 from replyclock.models.domain import Brand, WaitStatus
 from tests.support.builders import brand, customer
-from tests.support.expectations import expected_snapshot, stored_snapshot
+from tests.support.expectations import expected_snapshot, stored_snapshot, stored_waits
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
 
@@ -43,17 +43,17 @@ def test_measure_handler_accepts_the_event_file(pipeline: Pipeline) -> None:
     event = load_event("measure_post_inserts.json")
     pipeline.write(
         [
-            customer("3", 0, "@sprintcare hi", conversation="3"),
-            brand("1", 2, brand_id="sprintcare", reply_to="3", conversation="3"),
+            customer("3", 0, "@sprintcare hi", conversation="3", author="115712"),
+            brand("1", 2, "@115712 I understand.", brand_id="sprintcare", reply_to="3", conversation="3"),
         ]
     )
 
     # When measure receives the event
     response = handler(pipeline, "MeasureFunction")(event, FakeLambdaContext())
 
-    # Then nothing failed and the conversation's state is written
+    # Then nothing failed and the customer's lane is written
     assert response == {"batchItemFailures": []}
-    state = pipeline.conversations.get("x", "3", "sprintcare")
+    state = pipeline.conversations.get("x", "3", "sprintcare", "115712")
     assert state is not None and [w.status for w in state.waits] == [WaitStatus.MET]
 
 
@@ -80,8 +80,8 @@ def test_a_poison_post_record_fails_alone_while_the_rest_of_the_batch_commits(pi
 
     # Then only the poison record is reported, and the other conversation is measured
     assert response == {"batchItemFailures": [{"itemIdentifier": first["dynamodb"]["SequenceNumber"]}]}
-    assert pipeline.conversations.get("x", "c2", "acme") is not None
-    assert pipeline.conversations.get("x", "c1", "acme") is None
+    assert pipeline.conversations.get("x", "c2", "acme", "alice") is not None
+    assert pipeline.conversations.get("x", "c1", "acme", "alice") is None
 
 
 def test_a_poison_state_record_fails_with_its_item_while_other_items_commit(pipeline: Pipeline) -> None:
@@ -110,16 +110,16 @@ def test_a_poison_record_ends_on_the_failure_queue_after_its_retries(pipeline: P
 
     [parked] = pipeline.parked("MeasureFailureQueue")
     assert parked["DDBStreamBatchInfo"]["startSequenceNumber"] == first["dynamodb"]["SequenceNumber"]
-    assert pipeline.conversations.get("x", "c2", "acme") is not None
+    assert pipeline.conversations.get("x", "c2", "acme", "alice") is not None
 
 
 def test_replaying_a_whole_batch_twice_changes_nothing(pipeline: Pipeline) -> None:
-    # Given a conversation answered once, measured and aggregated
+    # Given a conversation answered twice (a first and a next response), measured and aggregated
     pipeline.add_brands([ACME])
     posts = [customer("1", 0), brand("2", 30), customer("3", 60, "again"), brand("4", 200)]
     pipeline.write(posts)
     pipeline.run()
-    state_before = pipeline.conversations.get("x", "c1", "acme")
+    stored_before = pipeline.conversations.load("x", "c1")
     buckets_before = stored_snapshot(pipeline.buckets, ["acme"])
 
     # When both batches are delivered again
@@ -128,12 +128,14 @@ def test_replaying_a_whole_batch_twice_changes_nothing(pipeline: Pipeline) -> No
         {"Records": pipeline.state_changes()}, FakeLambdaContext()
     )
 
-    # Then nothing changed
+    # Then nothing changed (no lane, archived wait or head rewritten)
     assert measure_response == aggregate_response == {"batchItemFailures": []}
-    assert pipeline.conversations.get("x", "c1", "acme") == state_before
+    assert pipeline.conversations.load("x", "c1") == stored_before
     assert stored_snapshot(pipeline.buckets, ["acme"]) == buckets_before
-    assert state_before is not None
-    assert buckets_before == expected_snapshot(state_before.waits)
+    [lane] = stored_before.lanes.values()
+    waits = stored_before.waits_of(lane)
+    assert [(w.start_post_id, w.end_post_id) for w in waits] == [("1", "2"), ("3", "4")]
+    assert buckets_before == expected_snapshot(waits)
 
 
 def test_a_late_earlier_reply_shortens_the_wait_with_a_negative_delta(pipeline: Pipeline) -> None:
@@ -146,9 +148,11 @@ def test_a_late_earlier_reply_shortens_the_wait_with_a_negative_delta(pipeline: 
     pipeline.write([brand("2", 10)])
     pipeline.run()
 
-    # Then the buckets hold only the 10-minute answer
-    state = pipeline.conversations.get("x", "c1", "acme")
-    assert state is not None and state.waits[0].calendar_seconds == 600.0
+    # Then the lane and the buckets hold only the 10-minute answer
+    stored = stored_waits(pipeline.conversations, [("x", "c1")])
+    assert {key: [(w.end_post_id, w.calendar_seconds) for w in waits] for key, waits in stored.items()} == {
+        ("x", "c1", "acme", "alice"): [("2", 600.0)]
+    }
     [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
     assert totals.counters["responded"] == 1
     assert totals.calendar.quantile(0.5) == __import__("pytest").approx(600.0, rel=0.01)

@@ -10,7 +10,6 @@ import time_machine
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.template import REPO_ROOT
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
-from replyclock.logic.waits import compute_waits
 from replyclock.models.domain import (
     Brand,
     BusinessCalendar,
@@ -23,7 +22,7 @@ from replyclock.models.domain import (
 from replyclock.services.measuring import directory_from
 from replyclock.services.sweeping import Alert, sweep
 from tests.support.builders import T0, brand, customer
-from tests.support.expectations import expected_snapshot, stored_snapshot
+from tests.support.expectations import expected_snapshot, expected_waits, stored_snapshot, stored_waits
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
 
@@ -58,8 +57,8 @@ def run_sweep(pipeline: Pipeline, now: datetime, brands: list[Brand]) -> list[Al
     return published
 
 
-def status(pipeline: Pipeline, conversation: str = "c1") -> WaitStatus:
-    state = pipeline.conversations.get("x", conversation, "acme")
+def status(pipeline: Pipeline, conversation: str = "c1", customer: str = "alice") -> WaitStatus:
+    state = pipeline.conversations.get("x", conversation, "acme", customer)
     assert state is not None
     return state.waits[-1].status
 
@@ -117,6 +116,27 @@ def test_a_friday_evening_wait_on_the_business_clock_is_due_monday_morning(pipel
     assert monday_due[0].wait.due_at == london(23, 9, 30).astimezone(UTC)
 
 
+def test_each_customer_waiting_in_one_conversation_is_swept_and_alerted_on_its_own(pipeline: Pipeline) -> None:
+    # Given two customers asking acme in one conversation, 20 minutes apart, and acme answering only the first
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0), customer("2", 20, "@acme me too", reply_to="1", author="bob")])
+    pipeline.write([brand("3", 30, "@alice done", reply_to="1")])
+    pipeline.run()
+
+    # When sweeps run across bob's at-risk line (20 + 45 minutes) and his due time (20 + 60 minutes)
+    early = run_sweep(pipeline, T0 + timedelta(minutes=64), [ACME])
+    at_risk = run_sweep(pipeline, T0 + timedelta(minutes=65), [ACME])
+    breached = run_sweep(pipeline, T0 + timedelta(minutes=81), [ACME])
+
+    # Then only bob's wait is warned and breached, each once, and alice's answered wait is untouched
+    assert early == []
+    assert [(alert.wait.customer, alert.status) for alert in at_risk] == [("bob", WaitStatus.AT_RISK)]
+    assert [(alert.wait.customer, alert.status) for alert in breached] == [("bob", WaitStatus.BREACHED)]
+    assert breached[0].waited_seconds == 61 * 60
+    assert status(pipeline, customer="bob") is WaitStatus.BREACHED
+    assert status(pipeline, customer="alice") is WaitStatus.MET
+
+
 def test_overlapping_sweeps_notify_once(pipeline: Pipeline) -> None:
     # Given two sweeps that read the open waits at the same moment
     pipeline.add_brands([ACME])
@@ -158,9 +178,8 @@ def test_a_late_answer_after_the_breach_keeps_it_breached_and_records_its_latenc
     pipeline.run()
 
     # Then the wait is closed, breached, with its real latency, counted once in the buckets
-    state = pipeline.conversations.get("x", "c1", "acme")
-    assert state is not None
-    [wait] = state.waits
+    [(key, [wait])] = stored_waits(pipeline.conversations, [("x", "c1")]).items()
+    assert key == ("x", "c1", "acme", "alice")
     assert (wait.status, wait.calendar_seconds) == (WaitStatus.BREACHED, 3 * 3600)
     [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
     counters = {name: value for name, value in totals.counters.items() if value}
@@ -182,6 +201,7 @@ def test_alert_message_names_the_post_the_wait_and_the_clock(pipeline: Pipeline)
     [message] = messages
     assert message["status"] == "at_risk"
     assert (message["brand"], message["channel"], message["priority"]) == ("acme", "x", "normal")
+    assert (message["conversation_id"], message["customer"]) == ("c1", "alice")
     assert message["post_excerpt"] == "@acme my order never arrived"
     assert (message["waited_seconds"], message["target_seconds"], message["clock"]) == (3000, 3600, "calendar")
 
@@ -205,14 +225,14 @@ def test_aggregates_equal_exact_totals_after_sweeps_and_late_answers_in_any_orde
     run_sweep(pipeline, T0 + timedelta(days=1), [ACME])
 
     # Then the buckets are the exact totals of the stored waits
+    stored = stored_waits(pipeline.conversations, [("x", f"c{n}") for n in range(8)])
+    pure = expected_waits([*questions, *answers], directory_from([ACME]))
+    assert set(stored) == set(pure) == {("x", f"c{n}", "acme", "alice") for n in range(8)}
     final_waits = []
-    for n in range(8):
-        state = pipeline.conversations.get("x", f"c{n}", "acme")
-        assert state is not None
-        final_waits.extend(state.waits)
-        pure = compute_waits([p for p in [*questions, *answers] if p.conversation_id == f"c{n}"], ACME)
-        if not pure[-1].is_open:
-            assert state.waits == pure
+    for key, waits in stored.items():
+        final_waits.extend(waits)
+        if not pure[key][-1].is_open:
+            assert waits == pure[key]
         else:
-            assert state.waits[-1].status is WaitStatus.BREACHED
+            assert len(waits) == len(pure[key]) and waits[-1].status is WaitStatus.BREACHED
     assert stored_snapshot(pipeline.buckets, ["acme"]) == expected_snapshot(final_waits)

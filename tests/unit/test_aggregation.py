@@ -2,14 +2,30 @@ from __future__ import annotations
 
 from replyclock.logic.aggregation import BucketKey, hour_of, state_delta, totals_by_bucket
 from replyclock.logic.waits import compute_waits
-from replyclock.models.domain import Brand, ConversationState, Priority, WaitKind
+from replyclock.models.domain import Brand, ConversationState, Post, Priority, Wait, WaitKind
 from tests.support.builders import T0, brand, customer
+from tests.support.expectations import brand_directory
 
 ACME = Brand(id="acme", name="Acme")
+DIRECTORY = brand_directory([ACME])
 
 
-def state(*posts: object) -> ConversationState:
-    return ConversationState(channel="x", conversation_id="c1", brand_id="acme", waits=compute_waits(posts, ACME))  # type: ignore[arg-type]
+def waits(*posts: Post) -> dict[str, list[Wait]]:
+    return compute_waits(posts, ACME, DIRECTORY.brand_for_handle, DIRECTORY.brand_for_handle)
+
+
+def state(*posts: Post, who: str = "alice") -> ConversationState:
+    """The lane item of one customer: its latest wait and how many it has had."""
+    lane = waits(*posts).get(who, [])
+    return ConversationState(
+        channel="x",
+        conversation_id="c1",
+        brand_id="acme",
+        customer=who,
+        waits=lane[-1:],
+        wait_count=len(lane),
+        first_started_at=lane[0].started_at if lane else None,
+    )
 
 
 FIRST_BUCKET = BucketKey("acme", hour_of(T0), WaitKind.FIRST, "x", Priority.NORMAL)
@@ -49,11 +65,47 @@ def test_an_unchanged_state_has_no_delta() -> None:
 
 
 def test_waits_of_different_kinds_go_to_different_buckets() -> None:
-    waits = compute_waits([customer("1", 0), brand("2", 5), customer("3", 90, "again"), brand("4", 95)], ACME)
+    lanes = waits(customer("1", 0), brand("2", 5), customer("3", 90, "again"), brand("4", 95))
 
-    buckets = totals_by_bucket(waits)
+    buckets = totals_by_bucket(lanes["alice"])
 
     assert {(key.kind, key.period) for key in buckets} == {
         (WaitKind.FIRST, "2026-11-18T10"),
         (WaitKind.NEXT, "2026-11-18T11"),
     }
+
+
+def test_a_next_wait_replacing_the_first_in_the_lane_moves_the_lane_between_buckets() -> None:
+    # The lane item holds only its latest wait; the first one is archived (seq 1) and stays counted there.
+    answered = state(customer("1", 0), brand("2", 5))
+    following = state(customer("1", 0), brand("2", 5), customer("3", 90, "again"))
+    archived = answered.model_copy(update={"seq": 1})
+    next_bucket = BucketKey("acme", "2026-11-18T11", WaitKind.NEXT, "x", Priority.NORMAL)
+
+    lane_delta = state_delta(answered, following)
+
+    assert (following.wait_count, following.first_started_at) == (2, T0)
+    assert {
+        key: {name: value for name, value in totals.counters.items() if value} for key, totals in lane_delta.items()
+    } == {
+        FIRST_BUCKET: {"waits": -1, "responded": -1, "met": -1},
+        next_bucket: {"waits": 1, "open": 1},
+    }
+    assert dict(state_delta(None, archived)[FIRST_BUCKET].counters) == {"waits": 1, "responded": 1, "met": 1}
+
+
+def test_each_customer_lane_counts_its_own_wait() -> None:
+    posts = (customer("1", 0), customer("2", 1, "@acme me too", author="bob"), brand("3", 5, "On it", reply_to="2"))
+
+    alice, bob = state(*posts), state(*posts, who="bob")
+    delta = state_delta(None, alice)[FIRST_BUCKET]
+    delta.merge(state_delta(None, bob)[FIRST_BUCKET])
+
+    assert (alice.open_wait is not None, bob.open_wait is None) == (True, True)
+    assert {name: value for name, value in delta.counters.items() if value} == {
+        "waits": 2,
+        "open": 1,
+        "responded": 1,
+        "met": 1,
+    }
+    assert delta.calendar.count == 1

@@ -52,11 +52,16 @@ def speaker_of(post: Post, brand_of_author: BrandOfAuthor) -> str | None:
 
 def order_key(effective_at: datetime, post_id: str) -> str:
     """A string that sorts posts as (effective time, id) does, numeric ids numerically."""
-    return f"{effective_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{len(post_id):03d}#{post_id}"
+    # isoformat pads years to four digits (strftime's %Y does not before year 1000).
+    return f"{effective_at.astimezone(UTC).isoformat(timespec='microseconds')}#{len(post_id):03d}#{post_id}"
 
 
 def effective_times(posts: Mapping[str, Post]) -> dict[str, datetime]:
-    """Each post's effective time: the latest own time along its chain of parents inside `posts`."""
+    """Each post's effective time: the latest own time along its chain of parents inside `posts`.
+
+    Posts whose parents loop back to themselves (bad data) all take the latest time of the loop,
+    so the result never depends on where a walk entered it.
+    """
     effective: dict[str, datetime] = {}
     for post_id in posts:
         chain: list[str] = []
@@ -65,6 +70,12 @@ def effective_times(posts: Mapping[str, Post]) -> dict[str, datetime]:
             chain.append(current)
             current = posts[current].in_reply_to
         inherited = effective.get(current) if current is not None else None
+        if current is not None and current in chain:
+            loop = chain[chain.index(current) :]
+            inherited = max(posts[member].created_at for member in loop)
+            for member in loop:
+                effective[member] = inherited
+            chain = chain[: chain.index(current)]
         for member in reversed(chain):
             own = posts[member].created_at
             inherited = own if inherited is None else max(own, inherited)

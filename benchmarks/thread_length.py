@@ -1,0 +1,234 @@
+"""Measuring cost against thread length, and the twcs head live and as a backfill.
+
+`thread`: one viral thread fed one post at a time (a post, then measure and aggregate see its
+stream records, as live): customers pile on, the brand answers some by name and, now and then,
+everyone at once. At 10, 100, 1,000, 5,000 and 20,000 posts it reports the cost of the posts just
+before that length (handler time, requests and write units per post) and the largest item
+written so far, and checks the lanes against the pure fold of the whole thread.
+
+`twcs`: ../shared/datasets/twcs_head5000.csv in timestamp order, one post per stream batch
+(live), and the whole file stored first, then measured (backfill), with the bill by operation,
+item kind and index, and dollars per million posts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from benchmarks.billing import Bill, table_indexes
+from devtools.streams import StreamReader
+from replyclock.dal import table
+from replyclock.models.domain import AuthorRole, Brand, Post
+from tests.support.expectations import brand_directory, expected_waits, stored_waits
+from tests.support.pipeline import Pipeline
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+MARKS = (10, 100, 1_000, 5_000, 20_000)
+WINDOW = 50
+DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "twcs_head5000.csv"
+
+
+def viral_thread(length: int, seed: int = 7) -> list[Post]:
+    """A complaint that goes viral: replies to the root and to each other, the brand answering as it can."""
+    rng = random.Random(seed)
+    posts = [_post(0, "alice", START, "@acme your app is down #thissucks", None)]
+    customers = ["alice"]
+    for n in range(1, length):
+        at = START + timedelta(seconds=5 * n)
+        if n % 5 == 4:
+            if n % 100 == 99:
+                posts.append(_post(n, "acme", at, "We know, a fix is rolling out now", "0", brand=True))
+                continue
+            target = rng.choice(posts[max(0, n - 40) : n])
+            named = target.author if target.author != "acme" else rng.choice(customers)
+            posts.append(_post(n, "acme", at, f"@{named} sorry, please DM us", target.id, brand=True))
+            continue
+        author = f"c{rng.randrange(n)}" if rng.random() < 0.3 else f"c{n}"
+        customers.append(author)
+        parent = rng.choice(posts[max(0, n - 40) : n]).id if rng.random() < 0.5 else "0"
+        posts.append(_post(n, author, at, "@acme same here, still broken", parent))
+    return posts
+
+
+def _post(n: int, author: str, at: datetime, text: str, parent: str | None, *, brand: bool = False) -> Post:
+    return Post(
+        channel="x",
+        id=str(n),
+        author=author,
+        author_role=AuthorRole.BRAND if brand else AuthorRole.CUSTOMER,
+        brand_id="acme" if brand else None,
+        created_at=at,
+        text=text,
+        in_reply_to=parent,
+        conversation_id="0",
+        mentions=tuple(word[1:] for word in text.split() if word.startswith("@")),
+    )
+
+
+class MeteredPipeline:
+    """The pipeline on moto with every DynamoDB request, stream record and handler invocation billed."""
+
+    def __init__(self, brands: Iterable[Brand]) -> None:
+        self.pipeline = Pipeline.create()
+        self.pipeline.add_brands(brands)
+        self.indexes = table_indexes()
+        self.bill = Bill()
+        self.reader = StreamReader(boto3.client("dynamodbstreams"), self.pipeline.stream_arn)
+        self.reader.poll()  # brand items are configuration, not measuring
+        for consumer in self.pipeline.consumers.values():
+            consumer.mapping.handler = self.bill.time_handler(consumer.mapping.handler)
+        events = table.get_resource().meta.client.meta.events
+        events.register("before-call.dynamodb", self.bill.count_request)
+        events.register("after-call.dynamodb", self.bill.count_read)
+
+    def feed(self, posts: Iterable[Post]) -> None:
+        self.pipeline.write(posts)
+        self.pipeline.run()
+        self.bill.add_stream_records(
+            [record for records in self.reader.poll().values() for record in records], self.indexes
+        )
+
+
+def thread_curve(length: int) -> list[dict[str, Any]]:
+    posts = viral_thread(length)
+    rows: list[dict[str, Any]] = []
+    with _fresh_moto():
+        metered = MeteredPipeline([Brand(id="acme", name="Acme")])
+        for position, post in enumerate(posts, start=1):
+            window_start = next((mark - WINDOW for mark in MARKS if mark - WINDOW < position <= mark), None)
+            if position - 1 == window_start or (position <= WINDOW and position == 1):
+                before = _snapshot(metered.bill)
+            metered.feed([post])
+            if position in MARKS:
+                rows.append(_window_row(position, min(WINDOW, position), before, metered.bill))
+        exact = expected_waits(posts, brand_directory([Brand(id="acme", name="Acme")]))
+        stored = stored_waits(metered.pipeline.conversations, [("x", "0")])
+        if stored != exact:
+            raise SystemExit(f"the {length}-post thread was not measured exactly")
+        for row in rows:
+            row["exact"] = True
+        rows[-1]["lanes"] = len(exact)
+        rows[-1]["waits"] = sum(len(waits) for waits in exact.values())
+    return rows
+
+
+def _snapshot(bill: Bill) -> dict[str, float]:
+    return {
+        "seconds": bill.handler_seconds,
+        "requests": float(bill.requests.total()),
+        "write_units": float(bill.total_write_units),
+    }
+
+
+def _window_row(position: int, count: int, before: dict[str, float], bill: Bill) -> dict[str, Any]:
+    now = _snapshot(bill)
+    return {
+        "posts": position,
+        "ms_per_post": 1000 * (now["seconds"] - before["seconds"]) / count,
+        "requests_per_post": (now["requests"] - before["requests"]) / count,
+        "write_units_per_post": (now["write_units"] - before["write_units"]) / count,
+        "largest_item_bytes": bill.largest_item,
+    }
+
+
+class _fresh_moto:  # noqa: N801 - used as a context manager
+    def __enter__(self) -> None:
+        logging.disable(logging.CRITICAL)
+        table.get_resource.cache_clear()
+        table.get_table.cache_clear()
+        self._mock = mock_aws()
+        self._mock.start()
+
+    def __exit__(self, *_: object) -> None:
+        self._mock.stop()
+        logging.disable(logging.NOTSET)
+
+
+def twcs(live: bool) -> dict[str, Any]:
+    from replyclock.connectors import twcs as twcs_format
+
+    with DATASET.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in twcs_format.read_rows(handle) if isinstance(row, twcs_format.TwcsRow)]
+    posts = sorted(twcs_format.posts_from_rows(rows), key=lambda post: (post.created_at, len(post.id), post.id))
+    brands = [Brand(id=brand_id, name=brand_id) for brand_id in sorted({p.brand_id for p in posts if p.brand_id})]
+    with _fresh_moto():
+        metered = MeteredPipeline(brands)
+        started = time.perf_counter()
+        if live:
+            for post in posts:
+                metered.feed([post])
+        else:
+            metered.feed(posts)
+        wall = time.perf_counter() - started
+        bill = metered.bill
+    count = len(posts)
+    dollars = bill.dollars()
+    return {
+        "mode": "live" if live else "backfill",
+        "posts": count,
+        "wall_seconds": wall,
+        "requests_per_post": bill.requests.total() / count,
+        "requests_by_operation": {name: value / count for name, value in sorted(bill.requests.items())},
+        "write_units_per_post": bill.total_write_units / count,
+        "write_units_by_item": {kind: value / count for kind, value in sorted(bill.write_units.items())},
+        "index_write_units_by_index": {name: value / count for name, value in sorted(bill.index_write_units.items())},
+        "read_units_per_post": bill.read_units / count,
+        "handler_ms_per_post": 1000 * bill.handler_seconds / count,
+        "invocations_per_post": bill.invocations / count,
+        "dollars_per_million_posts": {name: value / count * 1_000_000 for name, value in dollars.items()},
+    }
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks thread_length")
+    parser.add_argument("--length", type=int, default=MARKS[-1])
+    parser.add_argument("--skip-twcs", action="store_true")
+    options = parser.parse_args(argv)
+    print(f"One viral thread fed one post at a time (cost of the {WINDOW} posts before each length):")
+    print("  posts | ms/post (handlers) | requests/post | write units/post | largest item so far")
+    rows = thread_curve(options.length)
+    for row in rows:
+        print(
+            f"  {row['posts']:>6} | {row['ms_per_post']:>18.1f} | {row['requests_per_post']:>13.2f} |"
+            f" {row['write_units_per_post']:>16.2f} | {row['largest_item_bytes']:>6} B"
+        )
+    reference = next((row for row in rows if row["posts"] == 100), rows[0])
+    last = rows[-1]
+    print(
+        f"  exact: every lane equals the pure fold of the whole thread ({last.get('lanes')} lanes,"
+        f" {last.get('waits')} waits); at {last['posts']} posts a post costs"
+        f" {last['write_units_per_post'] / reference['write_units_per_post']:.2f}x the write units,"
+        f" {last['requests_per_post'] / reference['requests_per_post']:.2f}x the requests and"
+        f" {last['ms_per_post'] / reference['ms_per_post']:.2f}x the handler time of one at 100 (target <= 1.5x);"
+        f" largest item {last['largest_item_bytes']} B (target <= 65,536 B)"
+    )
+    if options.skip_twcs or not DATASET.exists():
+        print(f"twcs head: skipped ({DATASET} not found)" if not options.skip_twcs else "")
+        return
+    for live in (True, False):
+        result = twcs(live)
+        dollars = result["dollars_per_million_posts"]
+        print(
+            f"\ntwcs head, {result['mode']} ({result['posts']} posts"
+            f"{', timestamp order, one post per stream batch' if live else ', stored first, then measured'}):\n"
+            f"  requests/post {result['requests_per_post']:.2f}: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in result["requests_by_operation"].items())
+            + f"\n  write units/post {result['write_units_per_post']:.2f}: "
+            + ", ".join(f"{kind} {value:.2f}" for kind, value in result["write_units_by_item"].items())
+            + ", index "
+            + ", ".join(f"{name} {value:.2f}" for name, value in result["index_write_units_by_index"].items())
+            + f"\n  read units/post {result['read_units_per_post']:.2f}; handler time {result['handler_ms_per_post']:.1f}"
+            f" ms/post over {result['invocations_per_post']:.2f} invocations/post (512 MB)\n"
+            f"  $ per million posts: {sum(dollars.values()):.2f} = "
+            + " + ".join(f"{name} {value:.2f}" for name, value in dollars.items())
+        )
