@@ -43,7 +43,7 @@ TITLES = {
     "accuracy": "Histogram accuracy on 1,000,000 lognormal latencies",
     "cold_start": "Cold start: handler import time and layer size",
     "measuring": "Measuring path throughput and DynamoDB cost per post",
-    "thread_length": "Measuring cost against thread length (10 to 20,000 posts), and the twcs head live and as a backfill",
+    "thread_length": "Measuring cost against thread length (10 to 20,000 posts); the twcs head live and as a backfill",
     "ingest": "Ingest: posts per second parsed and written, per connector",
 }
 

@@ -14,6 +14,7 @@ item kind and index, and dollars per million posts.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
 import time
@@ -22,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 from moto import mock_aws
+from moto.backends import get_backend
+from moto.dynamodb.models.dynamo_type import DynamoType
 
 from benchmarks.billing import Bill, table_indexes
-from devtools.streams import StreamReader
+from devtools.lambda_runtime import FakeLambdaContext
 from replyclock.dal import table
 from replyclock.models.domain import AuthorRole, Brand, Post
 from tests.support.expectations import brand_directory, expected_waits, stored_waits
@@ -35,6 +37,8 @@ from tests.support.pipeline import Pipeline
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 MARKS = (10, 100, 1_000, 5_000, 20_000)
 WINDOW = 50
+WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+ACCOUNT, REGION = "123456789012", "us-east-1"
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "twcs_head5000.csv"
 
 
@@ -75,28 +79,101 @@ def _post(n: int, author: str, at: datetime, text: str, parent: str | None, *, b
     )
 
 
+class RecordedStream:
+    """The table's stream, recorded at the SDK: each write's old and new item, as DynamoDB would emit them.
+
+    moto's own stream re-serialises every record on each read, which makes a 20,000-post thread fed
+    one post at a time take hours; the handlers get the same records here, in write order.
+    """
+
+    def __init__(self, table_name: str) -> None:
+        self._table = get_backend("dynamodb")[ACCOUNT][REGION].tables[table_name]
+        self._pending: dict[str, Any] | None = None
+        self._sequence = 0
+        self.records: list[dict[str, Any]] = []
+        self.failed_writes = 0
+
+    def _item(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        item = self._table.get_item(DynamoType(key["pk"]), DynamoType(key["sk"]))
+        return item.to_json()["Attributes"] if item is not None else None
+
+    def before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in WRITES:
+            body = json.loads(params["body"])
+            key = body.get("Key") or {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
+            self._pending = {"key": key, "old": self._item(key)}
+
+    def after(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name not in WRITES or self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        if "Error" in parsed:
+            self.failed_writes += 1  # a refused conditional write is billed all the same
+            return
+        old, new = pending["old"], self._item(pending["key"])
+        if old == new:
+            return
+        self._sequence += 1
+        images: dict[str, Any] = {"Keys": pending["key"]}
+        if old is not None:
+            images["OldImage"] = old
+        if new is not None:
+            images["NewImage"] = new
+        self.records.append(
+            {
+                "eventID": str(self._sequence),
+                "eventName": "INSERT" if old is None else "REMOVE" if new is None else "MODIFY",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/bench/stream/2026",
+                "dynamodb": {
+                    **images,
+                    "ApproximateCreationDateTime": time.time(),
+                    "SequenceNumber": f"{self._sequence:021d}",
+                    "SizeBytes": 100,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+            }
+        )
+
+
 class MeteredPipeline:
-    """The pipeline on moto with every DynamoDB request, stream record and handler invocation billed."""
+    """The real measure and aggregate handlers on moto, every request, write and invocation billed."""
 
     def __init__(self, brands: Iterable[Brand]) -> None:
         self.pipeline = Pipeline.create()
         self.pipeline.add_brands(brands)
         self.indexes = table_indexes()
         self.bill = Bill()
-        self.reader = StreamReader(boto3.client("dynamodbstreams"), self.pipeline.stream_arn)
-        self.reader.poll()  # brand items are configuration, not measuring
-        for consumer in self.pipeline.consumers.values():
-            consumer.mapping.handler = self.bill.time_handler(consumer.mapping.handler)
+        self.stream = RecordedStream(self.pipeline.table_name)
+        self.delivered = 0
+        consumers = self.pipeline.consumers
+        self.measure = self.bill.time_handler(consumers["MeasureFunction"].mapping.handler)
+        self.aggregate = self.bill.time_handler(consumers["AggregateFunction"].mapping.handler)
+        self.batch_size = consumers["AggregateFunction"].mapping.mapping.batch_size
         events = table.get_resource().meta.client.meta.events
         events.register("before-call.dynamodb", self.bill.count_request)
+        events.register("before-call.dynamodb", self.stream.before)
         events.register("after-call.dynamodb", self.bill.count_read)
+        events.register("after-call.dynamodb", self.stream.after)
 
-    def feed(self, posts: Iterable[Post]) -> None:
+    def feed(self, posts: list[Post]) -> None:
+        """Store the posts, then run measure and aggregate on what the stream carries until it is quiet."""
         self.pipeline.write(posts)
-        self.pipeline.run()
-        self.bill.add_stream_records(
-            [record for records in self.reader.poll().values() for record in records], self.indexes
-        )
+        while self.delivered < len(self.stream.records):
+            fresh = self.stream.records[self.delivered :]
+            self.delivered = len(self.stream.records)
+            self.bill.add_stream_records(fresh, self.indexes)
+            inserts = [r for r in fresh if r["dynamodb"]["Keys"]["sk"]["S"].startswith("POST#")]
+            changes = [r for r in fresh if r["dynamodb"]["Keys"]["sk"]["S"].startswith("STATE#")]
+            for handler, records in ((self.measure, inserts), (self.aggregate, changes)):
+                for start in range(0, len(records), self.batch_size):
+                    response = handler({"Records": records[start : start + self.batch_size]}, FakeLambdaContext())
+                    if response.get("batchItemFailures"):
+                        raise SystemExit(f"a handler failed records: {response}")
+        self.bill.write_units["refused conditional write"] += self.stream.failed_writes
+        self.stream.failed_writes = 0
 
 
 def thread_curve(length: int) -> list[dict[str, Any]]:
@@ -227,8 +304,8 @@ def main(argv: list[str]) -> None:
             + ", ".join(f"{kind} {value:.2f}" for kind, value in result["write_units_by_item"].items())
             + ", index "
             + ", ".join(f"{name} {value:.2f}" for name, value in result["index_write_units_by_index"].items())
-            + f"\n  read units/post {result['read_units_per_post']:.2f}; handler time {result['handler_ms_per_post']:.1f}"
-            f" ms/post over {result['invocations_per_post']:.2f} invocations/post (512 MB)\n"
+            + f"\n  read units/post {result['read_units_per_post']:.2f};"
+            f" handler time {result['handler_ms_per_post']:.1f} ms/post over {result['invocations_per_post']:.2f} invocations/post (512 MB)\n"
             f"  $ per million posts: {sum(dollars.values()):.2f} = "
             + " + ".join(f"{name} {value:.2f}" for name, value in dollars.items())
         )
