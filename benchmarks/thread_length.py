@@ -305,7 +305,8 @@ def main(argv: list[str]) -> None:
             + ", index "
             + ", ".join(f"{name} {value:.2f}" for name, value in result["index_write_units_by_index"].items())
             + f"\n  read units/post {result['read_units_per_post']:.2f};"
-            f" handler time {result['handler_ms_per_post']:.1f} ms/post over {result['invocations_per_post']:.2f} invocations/post (512 MB)\n"
+            f" handler time {result['handler_ms_per_post']:.1f} ms/post over"
+            f" {result['invocations_per_post']:.2f} invocations/post (512 MB)\n"
             f"  $ per million posts: {sum(dollars.values()):.2f} = "
             + " + ".join(f"{name} {value:.2f}" for name, value in dollars.items())
         )
