@@ -199,7 +199,8 @@ class _AlertPrinter:
         waited = duration(body.get("waited_seconds"))
         target = duration(body.get("target_seconds"))
         excerpt = str(body.get("post_excerpt") or "")[:60]
-        self._console.print(f"ALERT {subject} · waited {waited} of {target} · {excerpt}")
+        who = f"@{body['customer']} " if body.get("customer") else ""
+        self._console.print(f"ALERT {subject} · {who}waited {waited} of {target} · {excerpt}")
 
 
 def _schedule_reporter(console: Console) -> Callable[[ScheduleRun], None]:

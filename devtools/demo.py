@@ -2,8 +2,10 @@
 
 Brands answer after log-normally distributed delays (each brand its own median and spread;
 the business-clock brand answers only in its open hours), customers sometimes follow up,
-some mentions are never answered, and a few unanswered mentions are timed so that the
-sweeper marks them at risk and then breached within the first minute of `make run`.
+another customer sometimes joins a thread (a wait of their own, which the answer to the
+first customer closes only when it names them too), some mentions are never answered,
+and a few unanswered mentions are timed so that the sweeper marks them at risk and then
+breached within the first minute of `make run`.
 Everything is a replyclock Post or Brand, written as the replay connector's JSONL.
 """
 
@@ -111,6 +113,7 @@ _QUESTIONS = (
     "who do I talk to about a lost card?",
 )
 _URGENT = ("the app is down for everyone here", "outage again in my area?", "payments not working at all")
+_SAME_HERE = ("same problem here", "any news? I have this too", "+1, same for me since this morning")
 _FOLLOW_UPS = ("that did not help, anything else?", "thanks, and what about the fee?", "done, still broken")
 _ANSWERS = (
     "sorry about that! Please DM us your account number and we'll look into it.",
@@ -218,13 +221,28 @@ def _conversation(builder: _Builder, profile: BrandProfile, start: datetime) -> 
             brand=brand,
             reply_to=mention,
         )
+    joined: tuple[str, datetime] | None = None
+    if rnd.random() < 0.15:
+        other, joined_at = builder.customer(), start + timedelta(seconds=rnd.randint(30, 900))
+        if other != author and joined_at < builder.now:
+            text = f"@{handle} {rnd.choice(_SAME_HERE)}"
+            builder.post(channel, other, joined_at, text, reply_to=mention, mentions=(handle,))
+            joined = (other, joined_at)
     if rnd.random() > profile.answer_rate:
         return
     answered_at = builder.after(profile, start, builder.delay(profile))
     if answered_at >= builder.now:
         return  # not answered yet
+    # Half the time the answer also names the customer who joined before it; otherwise their wait stays open.
+    named = (author,) if joined is None or joined[1] > answered_at or rnd.random() < 0.5 else (author, joined[0])
     answer = builder.post(
-        channel, handle, answered_at, f"@{author} {rnd.choice(_ANSWERS)}", brand=brand, reply_to=mention
+        channel,
+        handle,
+        answered_at,
+        " ".join(f"@{name}" for name in named) + f" {rnd.choice(_ANSWERS)}",
+        brand=brand,
+        reply_to=mention,
+        mentions=named if len(named) > 1 else (),
     )
     if rnd.random() < 0.35:
         follow_up_at = answered_at + timedelta(seconds=rnd.randint(60, 1800))

@@ -66,7 +66,8 @@ def test_event_lists_conversations_newest_first(api: ApiClient, pipeline: Pipeli
     body = response.json()
     assert [item["conversation_id"] for item in body["items"]] == [f"c{n}" for n in range(6, -1, -1)]
     first = body["items"][-1]
-    assert (first["channel"], first["status"], first["started_at"]) == ("x", "met", "2026-11-18T10:00:00Z")
+    assert (first["channel"], first["customer"], first["status"]) == ("x", "user0", "met")
+    assert first["started_at"] == "2026-11-18T10:00:00Z"
     assert first["waits"][0]["policy_version"] == 1 and body["next_cursor"] is None
 
 
@@ -102,7 +103,7 @@ def test_channel_filter(api: ApiClient, pipeline: Pipeline) -> None:
     "change",
     [
         {"key.gsi2pk": "BRAND#globex"},
-        {"key.sk": "STATE#globex"},
+        {"key.sk": "STATE#globex#user5"},
         {"key.gsi2sk": "2020-01-01T00:00:00.000000Z#x#c1"},
         {"key.pk": "SOURCES"},
         {"key.extra": "x"},
@@ -198,8 +199,66 @@ def test_detail_event_returns_posts_and_waits_per_brand(api: ApiClient, pipeline
     assert [post["id"] for post in body["posts"]] == ["1001", "1002"]
     assert body["posts"][1]["author_role"] == "brand" and body["posts_truncated"] is False
     [acme] = body["brands"]
-    assert acme["brand_id"] == "acme" and acme["status"] == "met"
+    assert (acme["brand_id"], acme["customer"], acme["status"]) == ("acme", "alice", "met")
     assert acme["waits"][0]["calendar_seconds"] == 1200 and acme["waits"][0]["end_post_id"] == "1002"
+
+
+def two_customers_in_one_conversation(pipeline: Pipeline) -> None:
+    """Alice asks twice (answered after 10 and 20 minutes), bob once, answered with alice's second after 45."""
+    pipeline.add_brands([ACME])
+    pipeline.write(
+        [
+            customer("1", 0, conversation="t"),
+            customer("2", 5, "@acme me too", reply_to="1", conversation="t", author="bob"),
+            brand("3", 10, "@alice on it", reply_to="1", conversation="t"),
+            customer("4", 30, "still broken", reply_to="3", conversation="t"),
+            brand("5", 50, "@alice @bob fixed", reply_to="4", conversation="t"),
+        ]
+    )
+    pipeline.run()
+
+
+def waits_of(item: dict[str, Any]) -> list[tuple[str, str, str, float]]:
+    return [(w["kind"], w["start_post_id"], w["end_post_id"], w["calendar_seconds"]) for w in item["waits"]]
+
+
+def test_each_customer_of_a_conversation_is_listed_with_every_one_of_their_waits(
+    api: ApiClient, pipeline: Pipeline
+) -> None:
+    two_customers_in_one_conversation(pipeline)
+
+    body = page(api)
+    one_by_one = [page(api, limit="1")]
+    while one_by_one[-1]["next_cursor"] is not None:
+        one_by_one.append(page(api, limit="1", cursor=one_by_one[-1]["next_cursor"]))
+
+    # Newest first wait first: bob (10:05), then alice (10:00) with her first and next responses
+    assert [(item["conversation_id"], item["customer"], item["started_at"]) for item in body["items"]] == [
+        ("t", "bob", "2026-11-18T10:05:00Z"),
+        ("t", "alice", "2026-11-18T10:00:00Z"),
+    ]
+    bob, alice = body["items"]
+    assert waits_of(bob) == [("first", "2", "5", 2700.0)]
+    assert waits_of(alice) == [("first", "1", "3", 600.0), ("next", "4", "5", 1200.0)]
+    # And a page boundary between two lanes of one conversation loses and repeats nothing
+    assert [item for one in one_by_one for item in one["items"]] == body["items"]
+
+
+def test_detail_lists_each_customer_of_each_brand_with_every_wait(api: ApiClient, pipeline: Pipeline) -> None:
+    two_customers_in_one_conversation(pipeline)
+
+    response = api.call("api_conversation_detail.json", path="/conversations/x/t")
+
+    assert response.status == 200, response.body
+    body = response.json()
+    assert [post["id"] for post in body["posts"]] == ["1", "2", "3", "4", "5"]
+    assert [(lane["brand_id"], lane["customer"], lane["status"]) for lane in body["brands"]] == [
+        ("acme", "alice", "met"),
+        ("acme", "bob", "met"),
+    ]
+    alice, bob = body["brands"]
+    assert waits_of(alice) == [("first", "1", "3", 600.0), ("next", "4", "5", 1200.0)]
+    assert waits_of(bob) == [("first", "2", "5", 2700.0)]
 
 
 def test_detail_of_a_percent_encoded_conversation_id(api: ApiClient, pipeline: Pipeline) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import boto3
+
 from devtools.lambda_runtime import FakeLambdaContext
 from devtools.streams import Record
+from replyclock.dal.conversations import post_item_key
 from replyclock.models.domain import Brand, WaitStatus
 from tests.support.builders import brand, customer
 from tests.support.expectations import expected_snapshot, stored_snapshot, stored_waits
@@ -156,6 +159,25 @@ def test_a_late_earlier_reply_shortens_the_wait_with_a_negative_delta(pipeline: 
     [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
     assert totals.counters["responded"] == 1
     assert totals.calendar.quantile(0.5) == __import__("pytest").approx(600.0, rel=0.01)
+
+
+def test_a_removed_answer_reopens_the_wait_it_closed(pipeline: Pipeline) -> None:
+    # Given a wait answered after 10 minutes, measured and aggregated
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0), brand("2", 10)])
+    pipeline.run()
+
+    # When the answer is deleted from the table (its stream REMOVE reaches measure)
+    boto3.resource("dynamodb").Table(pipeline.table_name).delete_item(Key=post_item_key("x", "c1", "2"))
+    pipeline.run()
+
+    # Then the lane's wait is open again, and the buckets count it as open, answered by no one
+    stored = stored_waits(pipeline.conversations, [("x", "c1")])
+    assert {key: [(w.start_post_id, w.end_post_id, w.status) for w in waits] for key, waits in stored.items()} == {
+        ("x", "c1", "acme", "alice"): [("1", None, WaitStatus.PENDING)]
+    }
+    [(_, totals)] = pipeline.buckets.query("acme", "0000", "9999")
+    assert (totals.counters["waits"], totals.counters["open"], totals.counters["responded"]) == (1, 1, 0)
 
 
 def test_an_unanswered_mention_counts_as_an_open_wait(pipeline: Pipeline) -> None:

@@ -69,9 +69,7 @@ def test_measure_of_one_new_post_retries_after_losing_a_version_race(pipeline: P
     # Then it re-reads and writes the answered wait on top of the rival's version, announcing it once
     state = pipeline.conversations.get("x", "c1", "acme", "alice")
     assert state is not None
-    assert [(wait.start_post_id, wait.end_post_id, wait.status) for wait in state.waits] == [
-        ("3", "4", WaitStatus.MET)
-    ]
+    assert [(wait.start_post_id, wait.end_post_id, wait.status) for wait in state.waits] == [("3", "4", WaitStatus.MET)]
     assert store.races_left == 0 and state.version == before.version + 2
     assert [wait.start_post_id for wait in outcome.newly_closed] == ["3"]
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, time, timedelta
 
+import boto3
 import time_machine
 
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.template import REPO_ROOT
+from replyclock.dal.conversations import OPEN_WAITS_INDEX, index_time
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.models.domain import (
     Brand,
@@ -135,6 +137,44 @@ def test_each_customer_waiting_in_one_conversation_is_swept_and_alerted_on_its_o
     assert breached[0].waited_seconds == 61 * 60
     assert status(pipeline, customer="bob") is WaitStatus.BREACHED
     assert status(pipeline, customer="alice") is WaitStatus.MET
+
+
+def test_an_open_wait_keeps_its_index_keys_while_swept_and_leaves_the_index_once_answered(pipeline: Pipeline) -> None:
+    # Given an unanswered mention (1-hour target, at risk after 45 minutes)
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1", 0)])
+    pipeline.run()
+    index = OpenWaitIndex(pipeline.table_name)
+
+    def entries() -> list[tuple[str, str, str, datetime, datetime | None]]:
+        return [
+            (e.brand_id, e.conversation_id, e.customer, e.open_since, e.next_alert_at) for e in index.all_open_waits()
+        ]
+
+    def index_keys() -> list[tuple[str, str]]:
+        table = boto3.resource("dynamodb").Table(pipeline.table_name)
+        return [(str(item["gsi1pk"]), str(item["gsi1sk"])) for item in table.scan(IndexName=OPEN_WAITS_INDEX)["Items"]]
+
+    # When the sweeper moves it to at risk, then to breached, and the brand finally answers
+    seen = [(entries(), index_keys())]
+    run_sweep(pipeline, T0 + timedelta(minutes=45), [ACME])
+    seen.append((entries(), index_keys()))
+    run_sweep(pipeline, T0 + timedelta(minutes=61), [ACME])
+    seen.append((entries(), index_keys()))
+    pipeline.write([brand("2", 90)])
+    pipeline.run()
+
+    # Then its entry names the customer and the next moment to act (none once breached), under keys that
+    # never moved (its due time), and it is gone once answered
+    assert [found for found, _ in seen] == [
+        [("acme", "c1", "alice", T0, T0 + timedelta(minutes=45))],
+        [("acme", "c1", "alice", T0, T0 + timedelta(minutes=60))],
+        [("acme", "c1", "alice", T0, None)],
+    ]
+    [[(_, sort_key)], *rest] = [keys for _, keys in seen]
+    assert sort_key.startswith(f"{index_time(T0 + timedelta(minutes=60))}#") and sort_key.endswith("#STATE#acme#alice")
+    assert all(keys == seen[0][1] for keys in rest)
+    assert index.all_open_waits() == [] and index_keys() == []
 
 
 def test_overlapping_sweeps_notify_once(pipeline: Pipeline) -> None:

@@ -11,8 +11,9 @@ import pytest
 
 from devtools.demo import DemoDataset, generate
 from replyclock.connectors.replay import jsonl_entries
-from replyclock.logic.waits import compute_waits
 from replyclock.models.domain import Clock, Post, Wait, WaitKind
+from replyclock.services.measuring import directory_from
+from tests.support.expectations import LaneKey, expected_waits
 
 # A Tuesday at 10:00 in London: the business-clock brand is open.
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -23,14 +24,14 @@ def dataset() -> DemoDataset:
     return generate(now=NOW)
 
 
+def lanes(dataset: DemoDataset) -> dict[LaneKey, list[Wait]]:
+    return expected_waits(dataset.posts, directory_from(dataset.brands))
+
+
 def waits_by_brand(dataset: DemoDataset) -> dict[str, list[Wait]]:
-    conversations: dict[tuple[str, str], list[Post]] = defaultdict(list)
-    for post in dataset.posts:
-        conversations[(post.channel, post.conversation_id)].append(post)
     waits: dict[str, list[Wait]] = defaultdict(list)
-    for brand in dataset.brands:
-        for posts in conversations.values():
-            waits[brand.id].extend(compute_waits(posts, brand))
+    for (_, _, brand_id, _), lane_waits in lanes(dataset).items():
+        waits[brand_id].extend(lane_waits)
     return waits
 
 
@@ -50,6 +51,20 @@ def test_brands_answer_after_log_normal_delays_and_leave_some_mentions_unanswere
         # Right-skewed, as response times are: the mean well above the median.
         assert statistics.mean(answered) > statistics.median(answered), brand_id
         assert any(wait.kind is WaitKind.NEXT for wait in waits), brand_id
+
+
+def test_other_customers_join_some_threads_and_wait_on_their_own(dataset: DemoDataset) -> None:
+    # Per brand: threads where several customers wait; in some the answer closed every one of their waits,
+    # in others it closed one while another customer's wait stays open
+    threads: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
+    for (channel, conversation_id, brand_id, _), lane_waits in lanes(dataset).items():
+        threads[(brand_id, channel, conversation_id)].append(lane_waits[-1].is_open)
+    for brand in dataset.brands:
+        shared = [still_open for (brand_id, _, _), still_open in threads.items() if brand_id == brand.id]
+        shared = [still_open for still_open in shared if len(still_open) > 1]
+        assert len(shared) >= 3, brand.id
+        assert any(not any(still_open) for still_open in shared), brand.id
+        assert any(any(still_open) and not all(still_open) for still_open in shared), brand.id
 
 
 def test_unanswered_mentions_turn_at_risk_and_breach_within_the_first_minute(dataset: DemoDataset) -> None:

@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from replyclock.dal.aggregates import BucketStore
-from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, rolled_up, totals_by_bucket
 from replyclock.dal.conversations import ConversationStore
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, rolled_up, totals_by_bucket
 from replyclock.logic.waits import brands_in_conversation, compute_waits, placed_conversation
 from replyclock.models.domain import Brand, Post, Wait
 from replyclock.services.measuring import BrandDirectory
