@@ -33,7 +33,7 @@ def answered_conversations(count: int, start_minute: float = 0) -> list[StateCha
             customer(f"{number}q", start_minute + number % 50, conversation=conversation),
             brand(f"{number}a", start_minute + number % 50 + 1 + number * 7, conversation=conversation),
         ]
-        lanes = compute_waits(posts, ACME, DIRECTORY.brand_for_handle, DIRECTORY.brand_for_handle)
+        lanes = compute_waits(posts, ACME, DIRECTORY.brand_for_handle)
         assert list(lanes) == ["alice"] and len(lanes["alice"]) == 1
         state = ConversationState(
             channel="x",

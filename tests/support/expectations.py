@@ -27,7 +27,7 @@ def expected_waits(posts: Iterable[Post], brands: BrandDirectory) -> dict[LaneKe
     for (channel, conversation_id), thread in by_conversation.items():
         placed = placed_conversation(thread, brands.brand_for_handle)
         for brand_id in brands_in_conversation(placed, brands.brand_for_handle):
-            lanes = compute_waits(thread, brands.get(brand_id), brands.brand_for_handle, brands.brand_for_handle)
+            lanes = compute_waits(thread, brands.get(brand_id), brands.brand_for_handle)
             for customer, computed in lanes.items():
                 waits[(channel, conversation_id, brand_id, customer)] = computed
     return waits

@@ -11,7 +11,7 @@ DIRECTORY = brand_directory([ACME])
 
 
 def waits(*posts: Post) -> dict[str, list[Wait]]:
-    return compute_waits(posts, ACME, DIRECTORY.brand_for_handle, DIRECTORY.brand_for_handle)
+    return compute_waits(posts, ACME, DIRECTORY.brand_for_handle)
 
 
 def state(*posts: Post, who: str = "alice") -> ConversationState:

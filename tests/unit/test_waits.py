@@ -48,7 +48,7 @@ Summary = dict[str, list[tuple[str, str, str | None, float | None]]]
 
 
 def waits_of(posts: list[Post], who: Brand = ACME) -> dict[str, list[Wait]]:
-    return compute_waits(posts, who, DIRECTORY.brand_for_handle, DIRECTORY.brand_for_handle)
+    return compute_waits(posts, who, DIRECTORY.brand_for_handle)
 
 
 def summary(posts: list[Post], who: Brand = ACME) -> Summary:

@@ -17,6 +17,7 @@ Every item is bounded: nothing here grows with the thread.
 from __future__ import annotations
 
 import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,10 @@ _BATCH_GET_LIMIT = 100
 def index_time(moment: datetime) -> str:
     """Fixed-width UTC time, so index sort keys order chronologically as strings."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_index_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def lane_key(channel: str, conversation_id: str, brand_id: str, customer: str) -> dict[str, str]:
@@ -178,9 +183,7 @@ def state_from_item(item: Mapping[str, Any]) -> ConversationState:
             "waits": [_decimals_as_numbers(wait) for wait in item.get("waits", [])],
             "wait_count": int(item.get("wait_count", 0)),
             "last_key": item.get("last_key"),
-            "first_started_at": datetime.strptime(str(first), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-            if first
-            else None,
+            "first_started_at": parse_index_time(str(first)) if first else None,
         }
     )
 
@@ -211,10 +214,6 @@ def head_from_item(item: Mapping[str, Any]) -> Head:
         awaited={str(parent) for parent in item.get("awaited", [])},
         version=int(item["version"]),
     )
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def check_brand_index_key(key: Mapping[str, object], brand_id: str, since: datetime, until: datetime) -> dict[str, str]:
@@ -309,7 +308,7 @@ class ConversationStore:
         elif sort_key == HEAD_SK:
             items.head = head_from_item(item)
         elif sort_key.startswith(EFFECTIVE_SK_PREFIX):
-            items.effective[sort_key.removeprefix(EFFECTIVE_SK_PREFIX)] = _parse_time(str(item["effective_at"]))
+            items.effective[sort_key.removeprefix(EFFECTIVE_SK_PREFIX)] = parse_index_time(str(item["effective_at"]))
 
     def by_brand(
         self,
@@ -365,20 +364,18 @@ class ConversationStore:
         return states, _string_key(query.get("ExclusiveStartKey"))
 
     def lane_waits(self, lanes: Iterable[ConversationState]) -> dict[tuple[str, str], list[Wait]]:
-        """Every wait of each lane, oldest first, keyed by the lane's (pk, sk)."""
+        """Every wait of each lane, oldest first, keyed by the lane's (pk, sk); one batch read for all archives."""
         lanes = list(lanes)
         archive_keys = [
             state_key(lane.model_copy(update={"seq": seq})) for lane in lanes for seq in range(1, lane.wait_count)
         ]
-        archived = {(str(item["pk"]), str(item["sk"])): state_from_item(item) for item in self._batch_get(archive_keys)}
+        by_conversation: dict[str, ConversationItems] = defaultdict(ConversationItems)
+        for item in self._batch_get(archive_keys):
+            self._sort_into(by_conversation[str(item["pk"])], item)
         waits: dict[tuple[str, str], list[Wait]] = {}
         for lane in lanes:
-            earlier: list[Wait] = []
-            for key in (state_key(lane.model_copy(update={"seq": seq})) for seq in range(1, lane.wait_count)):
-                state = archived.get((key["pk"], key["sk"]))
-                earlier += state.waits if state else []
             key = state_key(lane)
-            waits[(key["pk"], key["sk"])] = [*earlier, *lane.waits]
+            waits[(key["pk"], key["sk"])] = by_conversation[key["pk"]].waits_of(lane)
         return waits
 
     def get(self, channel: str, conversation_id: str, brand_id: str, customer: str) -> ConversationState | None:

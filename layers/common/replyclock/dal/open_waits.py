@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -12,6 +12,7 @@ from replyclock.dal.conversations import (
     OPEN_WAIT_PARTITION_PREFIX,
     OPEN_WAIT_PARTITIONS,
     OPEN_WAITS_INDEX,
+    parse_index_time,
 )
 from replyclock.dal.table import get_table, query_items
 
@@ -25,10 +26,6 @@ class OpenWaitEntry:
     open_since: datetime
     # None once the wait is breached: nothing more to do for it but wait for an answer.
     next_alert_at: datetime | None
-
-
-def parse_index_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def entry_from_item(item: dict[str, Any]) -> OpenWaitEntry:

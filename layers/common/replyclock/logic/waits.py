@@ -30,9 +30,7 @@ from replyclock.models.domain import Brand, Clock, Post, SLAPolicy, Wait, WaitKi
 # recomputation of the same open wait must not undo them.
 _SWEEPER_STATUSES = (WaitStatus.AT_RISK, WaitStatus.BREACHED)
 
-# (channel, author) -> the configured brand that speaks with that handle, or None.
-BrandOfAuthor = Callable[[str, str], str | None]
-# (channel, handle) -> the configured brand behind a mentioned handle, or None.
+# (channel, handle) -> the configured brand behind a handle (an author's or a mentioned one), or None.
 BrandOfHandle = Callable[[str, str], str | None]
 
 
@@ -41,13 +39,13 @@ def customer_of(post: Post) -> str:
     return post.author.lower().lstrip("@")
 
 
-def speaker_of(post: Post, brand_of_author: BrandOfAuthor) -> str | None:
+def speaker_of(post: Post, brand_of_handle: BrandOfHandle) -> str | None:
     """The brand that wrote a post, or None for a customer.
 
     The configured brands' handles decide, whichever source polled the post; a source's own claim
     (an export's outbound rows) counts only for authors no configured brand owns.
     """
-    return brand_of_author(post.channel, customer_of(post)) or post.brand_id
+    return brand_of_handle(post.channel, customer_of(post)) or post.brand_id
 
 
 def order_key(effective_at: datetime, post_id: str) -> str:
@@ -98,15 +96,15 @@ class Placed:
         return customer_of(self.post) if self.speaker is None else None
 
 
-def place(post: Post, effective_at: datetime, brand_of_author: BrandOfAuthor) -> Placed:
-    return Placed(post, effective_at, order_key(effective_at, post.id), speaker_of(post, brand_of_author))
+def place(post: Post, effective_at: datetime, brand_of_handle: BrandOfHandle) -> Placed:
+    return Placed(post, effective_at, order_key(effective_at, post.id), speaker_of(post, brand_of_handle))
 
 
-def placed_conversation(posts: Iterable[Post], brand_of_author: BrandOfAuthor) -> list[Placed]:
+def placed_conversation(posts: Iterable[Post], brand_of_handle: BrandOfHandle) -> list[Placed]:
     """Distinct posts (by id) in conversation order."""
     distinct = {post.id: post for post in posts}
     effective = effective_times(distinct)
-    placed = [place(post, effective[post.id], brand_of_author) for post in distinct.values()]
+    placed = [place(post, effective[post.id], brand_of_handle) for post in distinct.values()]
     return sorted(placed, key=lambda item: item.key)
 
 
@@ -179,7 +177,11 @@ class BrandFold:
         )
 
     def apply(self, post: Placed, parent: Placed | None) -> set[str]:
-        """Advance by one post (later than every post applied so far); returns the customers whose lane changed."""
+        """Advance by one post (later than every post applied so far); returns the customers whose lane changed.
+
+        A lane whose last post is this very post has seen it already (a redelivery, or a retry after a
+        partial write) and is left as it is.
+        """
         if post.speaker == self.brand.id:
             if self.facts.first_key is None or post.key < self.facts.first_key:
                 self.facts.first_key = post.key
@@ -191,6 +193,7 @@ class BrandFold:
                 targets = [lane for lane in self.lanes.values() if lane.is_waiting]
             else:
                 targets = [self.lanes.setdefault(customer, Lane(customer)) for customer in sorted(named)]
+            targets = [lane for lane in targets if lane.last_key != post.key]
             for lane in targets:
                 if lane.is_waiting:
                     assert lane.current is not None
@@ -201,6 +204,8 @@ class BrandFold:
         if customer is None or not self.addresses(post, parent):
             return set()
         lane = self.lanes.setdefault(customer, Lane(customer))
+        if lane.last_key == post.key:
+            return set()
         if not lane.is_waiting:
             if lane.current is not None:
                 lane.superseded.append(lane.current)
@@ -236,11 +241,9 @@ def fold_conversation(conversation: list[Placed], brand: Brand, brand_of_handle:
     return fold
 
 
-def compute_waits(
-    posts: Iterable[Post], brand: Brand, brand_of_author: BrandOfAuthor, brand_of_handle: BrandOfHandle
-) -> dict[str, list[Wait]]:
+def compute_waits(posts: Iterable[Post], brand: Brand, brand_of_handle: BrandOfHandle) -> dict[str, list[Wait]]:
     """Every customer's waits for one brand in one conversation, oldest first (customers without waits left out)."""
-    fold = fold_conversation(placed_conversation(posts, brand_of_author), brand, brand_of_handle)
+    fold = fold_conversation(placed_conversation(posts, brand_of_handle), brand, brand_of_handle)
     return {customer: lane.waits() for customer, lane in sorted(fold.lanes.items()) if lane.waits()}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from replyclock.dal.conversations import (
     MAX_AWAITED_PARENTS,
@@ -152,7 +153,7 @@ def _measure_one(
         ]
     if speaker is None:
         customer = customer_of(post)
-        mentioned = {brands.brand_for_handle(channel, handle) for handle in post.mentions} - {None}
+        mentioned = {brands.brand_for_handle(channel, handle) for handle in post.mentions}
         candidates = sorted({brand_id for brand_id in mentioned if brand_id} | set(head.brands))
         keys += [lane_key(channel, conversation_id, brand_id, customer) for brand_id in candidates]
     else:
@@ -198,18 +199,11 @@ def _measure_one(
             if missing:
                 more = store.get_many(lane_key(channel, conversation_id, brand_id, c) for c in missing)
                 stored_lanes.update(more.lanes)
-        lanes = [_lane_from_state(stored_lanes.get((brand_id, customer)), customer) for customer in involved]
-        if any(lane.last_key is not None and lane.last_key > placed.key for lane in lanes):
+        fold.lanes.update(
+            {customer: _lane_from_state(stored_lanes.get((brand_id, customer)), customer) for customer in involved}
+        )
+        if any(lane.last_key is not None and lane.last_key > placed.key for lane in fold.lanes.values()):
             raise NeedsWhole
-        # A lane whose last post is this one has seen it already (a redelivery, or a retry after a partial write).
-        applied = [lane for lane in lanes if lane.last_key == placed.key]
-        if applied and speaker is not None and not fold.is_broadcast(placed, parent):
-            if len(applied) < len(lanes):
-                raise NeedsWhole
-            continue
-        fold.lanes.update({lane.customer: lane for lane in lanes if lane.last_key != placed.key})
-        if not fold.lanes and speaker is None:
-            continue
         touched = fold.apply(placed, parent)
         for customer in touched:
             if customer in fold.lanes:
@@ -277,8 +271,8 @@ def _measure_whole(
             p.post.in_reply_to for p in conversation if p.post.in_reply_to and p.post.in_reply_to not in stored_ids
         }
     )
-    lanes: dict[tuple[str, str], ConversationState] = {}
-    archives: dict[tuple[str, str, int], ConversationState] = {}
+    # Lanes (seq 0) and archived waits (seq n), as the fold says they must be.
+    desired: dict[tuple[str, str, int], ConversationState] = {}
     brand_ids = brands_in_conversation(conversation, brands.brand_for_handle)
     brand_ids |= {brand_id for brand_id, _ in items.lanes} | set(items.head.brands if items.head else ())
     for brand_id in sorted(brand_ids):
@@ -291,11 +285,11 @@ def _measure_whole(
             latest = keep_sweeper_status(
                 waits[-1] if waits else None, previous.waits[-1] if previous and previous.waits else None
             )
-            lanes[(brand_id, customer)] = _lane_state(
-                channel, conversation_id, brand_id, replace(lane, wait_count=len(waits)), [latest] if latest else []
+            desired[(brand_id, customer, 0)] = _lane_state(
+                channel, conversation_id, brand_id, lane, [latest] if latest else []
             )
             for seq, wait in enumerate(waits[:-1], start=1):
-                archives[(brand_id, customer, seq)] = ConversationState(
+                desired[(brand_id, customer, seq)] = ConversationState(
                     channel=channel,
                     conversation_id=conversation_id,
                     brand_id=brand_id,
@@ -303,13 +297,16 @@ def _measure_whole(
                     seq=seq,
                     waits=[wait],
                 )
+    stored = {(brand_id, customer, 0): lane for (brand_id, customer), lane in items.lanes.items()} | items.archives
     outcome = MeasureOutcome(whole=True)
     before: list[Wait] = []
     after: list[Wait] = []
-    for key in sorted(set(items.lanes) | set(lanes)):
-        previous = items.lanes.get(key)
-        state = lanes.get(key) or ConversationState(
-            channel=channel, conversation_id=conversation_id, brand_id=key[0], customer=key[1]
+    for key in sorted(set(stored) | set(desired)):
+        previous = stored.get(key)
+        brand_id, customer, seq = key
+        # What the fold no longer has is emptied, not deleted: versions only grow, so aggregate's guards hold.
+        state = desired.get(key) or ConversationState(
+            channel=channel, conversation_id=conversation_id, brand_id=brand_id, customer=customer, seq=seq or None
         )
         before += previous.waits if previous else []
         after += state.waits
@@ -317,29 +314,14 @@ def _measure_whole(
             continue
         if not state.same_content(previous):
             outcome.written.append(store.save(state, previous.version if previous else None))
-    for archive_key in sorted(set(items.archives) | set(archives)):
-        previous = items.archives.get(archive_key)
-        state = archives.get(archive_key) or ConversationState(
-            channel=channel,
-            conversation_id=conversation_id,
-            brand_id=archive_key[0],
-            customer=archive_key[1],
-            seq=archive_key[2],
-        )
-        before += previous.waits if previous else []
-        after += state.waits
-        if previous is None and not state.waits:
-            continue
-        if not state.same_content(previous):
-            outcome.written.append(store.save(state, previous.version if previous else None))
     _note_closed(outcome, before, after)
     effective = {p.post.id: p.effective_at for p in conversation if p.effective_at != p.post.created_at}
-    changes: dict[str, object] = {
+    changes: dict[str, datetime | None] = {
         post_id: moment for post_id, moment in effective.items() if items.effective.get(post_id) != moment
     }
     changes.update({post_id: None for post_id in items.effective if post_id not in effective})
     if changes:
-        store.save_effective_times(channel, conversation_id, changes)  # type: ignore[arg-type]
+        store.save_effective_times(channel, conversation_id, changes)
     if items.head is None or not head.same_content(items.head):
         if items.head is not None or head.brands or head.awaited:
             store.save_head(channel, conversation_id, head, items.head.version if items.head else None)
