@@ -15,7 +15,12 @@ from replyclock.dal.conversations import ConversationStore
 from replyclock.models.domain import Wait, WaitKind, WaitStatus
 from replyclock.models.records import PostRecord
 from replyclock.observability import logger, metrics, tracer
-from replyclock.services.measuring import BrandDirectory, directory_from, measure_conversation
+from replyclock.services.measuring import (
+    BrandDirectory,
+    directory_from,
+    measure_conversation,
+    new_posts_by_conversation,
+)
 from replyclock.settings import get_settings
 
 # Brand configuration changes rarely; a warm container re-reads it at most once a minute.
@@ -44,24 +49,6 @@ def emit_closed_wait(wait: Wait, breach_already_reported: bool) -> None:
     with single_metric(name=outcome, unit=MetricUnit.Count, value=1) as metric:
         metric.add_dimension(name="brand", value=wait.brand_id)
         metric.add_dimension(name="channel", value=wait.channel)
-
-
-def new_posts_by_conversation(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[str] | None]:
-    """Per conversation of the batch, the ids of its new posts; None when a post was removed (measure it whole)."""
-    batch: dict[tuple[str, str], list[str] | None] = {}
-    for raw in records:
-        try:
-            record = PostRecord.model_validate(raw)
-            image = record.post
-        except ValueError:
-            continue  # reported by the record handler, which parses it again
-        conversation = (image.channel, image.conversation_id)
-        known = batch.setdefault(conversation, [])
-        if record.eventName == "REMOVE" or known is None:
-            batch[conversation] = None
-        else:
-            known.append(image.id)
-    return batch
 
 
 @logger.inject_lambda_context

@@ -113,6 +113,8 @@ def trigger_of(stack: Stack, spec: FunctionSpec) -> str:
         return "stream"
     if kinds & {"Schedule", "ScheduleV2"}:
         return "schedule"
+    if not kinds:
+        return "manual"
     raise AssertionError(f"{spec.logical_id} has no trigger the parity test knows: {sorted(kinds)}")
 
 

@@ -14,6 +14,8 @@ SCOPED_POLICY_TEMPLATES = {
     "DynamoDBCrudPolicy": "TableName",
     "DynamoDBReadPolicy": "TableName",
     "SQSSendMessagePolicy": "QueueName",
+    # Receive, delete and change visibility of one queue's messages (the re-drive of an on-failure queue).
+    "SQSPollerPolicy": "QueueName",
     "SNSPublishMessagePolicy": "TopicName",
     "S3ReadPolicy": "BucketName",
 }

@@ -19,6 +19,9 @@ class Settings(BaseModel):
     daily_buckets_from: date = date(1970, 1, 1)
     # Only the sweeper publishes alerts; it refuses to run without a topic.
     alerts_topic_arn: str | None = None
+    # Only the re-drive function reads the stream consumers' on-failure queues.
+    measure_failure_queue_url: str | None = None
+    aggregate_failure_queue_url: str | None = None
 
 
 # Settings that may be absent from the environment: field name -> environment variable.
@@ -26,6 +29,8 @@ _OPTIONAL_VARIABLES = {
     "max_window_days": "MAX_WINDOW_DAYS",
     "daily_buckets_from": "DAILY_BUCKETS_FROM",
     "alerts_topic_arn": "ALERTS_TOPIC_ARN",
+    "measure_failure_queue_url": "MEASURE_FAILURE_QUEUE_URL",
+    "aggregate_failure_queue_url": "AGGREGATE_FAILURE_QUEUE_URL",
 }
 
 

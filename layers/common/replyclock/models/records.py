@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamChangedRecordModel, DynamoDBStreamRecordModel
 from pydantic import BaseModel, ConfigDict
@@ -83,3 +83,16 @@ class StateChangeRecord(DynamoDBStreamRecordModel):
 
     eventName: Literal["INSERT", "MODIFY"]
     dynamodb: StateChangeImages
+
+
+def is_post_change(raw: dict[str, Any]) -> bool:
+    """What MeasureFunction's FilterCriteria lets through: a post stored or removed."""
+    images = raw.get("dynamodb") or {}
+    image = images.get("NewImage") if raw.get("eventName") == "INSERT" else images.get("OldImage")
+    return raw.get("eventName") in ("INSERT", "REMOVE") and (image or {}).get("item_type") == {"S": "post"}
+
+
+def is_state_change(raw: dict[str, Any]) -> bool:
+    """What AggregateFunction's FilterCriteria lets through: a lane or archived wait written."""
+    sort_key = ((raw.get("dynamodb") or {}).get("Keys") or {}).get("sk") or {}
+    return raw.get("eventName") in ("INSERT", "MODIFY") and str(sort_key.get("S", "")).startswith("STATE#")

@@ -10,6 +10,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
 
 from replyclock.dal.aggregates import (
     BucketStore,
@@ -23,6 +26,8 @@ from replyclock.dal.aggregates import (
 from replyclock.dal.table import ConditionFailed, StoreError
 from replyclock.logic.aggregation import BucketKey, BucketTotals, rolled_up, state_delta
 from replyclock.models.domain import ConversationState
+from replyclock.models.records import StateChangeRecord
+from replyclock.observability import logger
 
 MAX_ATTEMPTS = 5
 
@@ -129,3 +134,50 @@ def _guarded_write(
         guards_written=written,
         guards_expired=expired_guards(guards, now, keep=written),
     )
+
+
+def parse_changes(records: list[dict[str, Any]]) -> tuple[list[StateChange], set[str]]:
+    """Parse the batch; a record that cannot be read blocks the later records of the same item.
+
+    Applying a later version of an item before an earlier one would move its guard past
+    the earlier delta, which would then never be counted.
+    """
+    changes: list[StateChange] = []
+    unreadable: set[str] = set()
+    blocked_items: set[str] = set()
+    block_everything = False
+    for raw in records:
+        sequence_number = str(raw.get("dynamodb", {}).get("SequenceNumber", ""))
+        item = _item_key(raw)
+        if block_everything or item in blocked_items:
+            unreadable.add(sequence_number)
+            continue
+        try:
+            record = StateChangeRecord.model_validate(raw)
+            new = record.dynamodb.NewImage
+            old = record.dynamodb.OldImage
+            changes.append(
+                StateChange(
+                    sequence_number=record.dynamodb.SequenceNumber,
+                    source_key=new.source_key,
+                    version=new.version,
+                    old=old.to_state() if old else None,
+                    new=new.to_state(),
+                )
+            )
+        except (ValidationError, ValueError) as error:
+            logger.error("unreadable state change", sequence_number=sequence_number, error=str(error))
+            unreadable.add(sequence_number)
+            if item is None:
+                block_everything = True
+            else:
+                blocked_items.add(item)
+    return changes, unreadable
+
+
+def _item_key(raw: dict[str, Any]) -> str | None:
+    keys = raw.get("dynamodb", {}).get("Keys", {})
+    try:
+        return f"{keys['pk']['S']}|{keys['sk']['S']}"
+    except (KeyError, TypeError):
+        return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from replyclock.dal.conversations import (
     MAX_AWAITED_PARENTS,
@@ -44,6 +45,7 @@ from replyclock.logic.waits import (
     speaker_of,
 )
 from replyclock.models.domain import Brand, ConversationState, Post, Wait, WaitStatus
+from replyclock.models.records import PostRecord
 
 # Concurrent writers of one conversation are rare (one shard, one sweeper); a few tries settle any race.
 MAX_ATTEMPTS = 5
@@ -326,6 +328,24 @@ def _measure_whole(
         if items.head is not None or head.brands or head.awaited:
             store.save_head(channel, conversation_id, head, items.head.version if items.head else None)
     return outcome
+
+
+def new_posts_by_conversation(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[str] | None]:
+    """Per conversation of the batch, the ids of its new posts; None when a post was removed (measure it whole)."""
+    batch: dict[tuple[str, str], list[str] | None] = {}
+    for raw in records:
+        try:
+            record = PostRecord.model_validate(raw)
+            image = record.post
+        except ValueError:
+            continue  # reported by the record handler, which parses it again
+        conversation = (image.channel, image.conversation_id)
+        known = batch.setdefault(conversation, [])
+        if record.eventName == "REMOVE" or known is None:
+            batch[conversation] = None
+        else:
+            known.append(image.id)
+    return batch
 
 
 def unconfigured_brand(brand_id: str) -> Brand:

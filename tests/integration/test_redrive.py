@@ -1,0 +1,126 @@
+"""Nothing parked is lost: batches a stream consumer gave up on are re-driven until every count is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from devtools.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.template import REPO_ROOT
+from replyclock.settings import get_settings
+from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
+from tests.support.faults import FaultInjector, Faults
+from tests.support.fixtures import load_event
+from tests.support.pipeline import Pipeline
+
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+@pytest.fixture
+def inject(pipeline: Pipeline) -> Iterator[Faults]:
+    faults = Faults()
+    yield faults
+    faults.stop()
+
+
+@pytest.fixture
+def redrive(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("MEASURE_FAILURE_QUEUE_URL", pipeline.queues["MeasureFailureQueue"])
+    monkeypatch.setenv("AGGREGATE_FAILURE_QUEUE_URL", pipeline.queues["AggregateFailureQueue"])
+    get_settings.cache_clear()
+    yield load_handler(REPO_ROOT / "functions" / "redrive" / "app.py")
+    get_settings.cache_clear()
+
+
+def give_up_after(pipeline: Pipeline, attempts: int) -> None:
+    for consumer in pipeline.consumers.values():
+        consumer.mapping.mapping = dataclasses.replace(consumer.mapping.mapping, maximum_retry_attempts=attempts)
+
+
+def queue_length(pipeline: Pipeline, queue: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=pipeline.queues[queue],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_a_throttling_storm_on_the_buckets_beyond_the_retries_is_re_driven_to_exact_counts(
+    pipeline: Pipeline, inject: Faults, redrive: Any
+) -> None:
+    # Given a storm that throttles every bucket write for longer than aggregate's retries last
+    pipeline.add_brands(BRANDS)
+    posts = conversations(30)
+    pipeline.write(posts)
+    give_up_after(pipeline, 2)
+    storm = inject(FaultInjector({"UpdateItem"}, every=1, error=THROTTLED, limit=10_000))
+    pipeline.run()
+    storm.limit = 0
+    parked = queue_length(pipeline, "AggregateFailureQueue")
+    assert parked > 0 and storm.injected > 0
+    with pytest.raises(AssertionError):
+        assert_exact(pipeline, posts)
+
+    # When the re-drive function re-applies what aggregate parked
+    outcome = redrive(load_event("redrive_aggregate.json") | {"max_batches": 1000}, FakeLambdaContext())
+
+    # Then every batch was applied and left the queue, and every lane and bucket is exact
+    assert outcome["redriven"] == outcome["batches"] == parked
+    assert outcome["still_failing"] == outcome["expired"] == outcome["unreadable"] == 0
+    assert queue_length(pipeline, "AggregateFailureQueue") == 0
+    assert_exact(pipeline, posts)
+
+
+def test_a_storm_on_measuring_then_on_the_buckets_is_re_driven_in_that_order_to_exact_counts(
+    pipeline: Pipeline, inject: Faults, redrive: Any
+) -> None:
+    # Given a storm that throttles every lane write and read while measure runs out of retries
+    pipeline.add_brands(BRANDS)
+    posts = conversations(20, seed=5)
+    pipeline.write(posts)
+    give_up_after(pipeline, 1)
+    storm = inject(FaultInjector({"PutItem", "BatchGetItem", "Query"}, every=1, error=THROTTLED, limit=10_000))
+    pipeline.run()
+    storm.limit = 0
+    assert queue_length(pipeline, "MeasureFailureQueue") > 0
+
+    # When measure's parked batches are re-driven, and then what aggregate made of the new lanes is delivered
+    measured = redrive(load_event("redrive_measure.json") | {"max_batches": 1000}, FakeLambdaContext())
+    pipeline.run()
+
+    # Then nothing stays parked and everything is exact
+    assert measured["redriven"] == measured["batches"] > 0
+    assert queue_length(pipeline, "MeasureFailureQueue") == 0
+    assert_exact(pipeline, posts)
+
+
+def test_a_batch_that_still_fails_stays_parked(pipeline: Pipeline, inject: Faults, redrive: Any) -> None:
+    # Given aggregate batches parked by a storm that is not over when the re-drive runs
+    pipeline.add_brands(BRANDS)
+    pipeline.write(conversations(5))
+    give_up_after(pipeline, 0)
+    inject(FaultInjector({"UpdateItem"}, every=1, error=THROTTLED, limit=10_000))
+    pipeline.run()
+    parked = queue_length(pipeline, "AggregateFailureQueue")
+
+    # When the re-drive meets the same throttling
+    outcome = redrive({"target": "aggregate", "max_batches": 1000}, FakeLambdaContext())
+
+    # Then nothing is removed from the queue
+    assert outcome["still_failing"] == outcome["batches"] == parked > 0
+    assert queue_length(pipeline, "AggregateFailureQueue") == parked
+
+
+def test_a_message_that_is_not_a_parked_batch_is_counted_and_left(pipeline: Pipeline, redrive: Any) -> None:
+    boto3.client("sqs").send_message(
+        QueueUrl=pipeline.queues["AggregateFailureQueue"], MessageBody=json.dumps({"hello": "world"})
+    )
+
+    outcome = redrive({"target": "aggregate"}, FakeLambdaContext())
+
+    assert (outcome["batches"], outcome["unreadable"], outcome["redriven"]) == (1, 1, 0)
