@@ -17,7 +17,6 @@ from replyclock.logic.histogram import LatencyHistogram
 from replyclock.logic.metrics import (
     DAY,
     MAX_POINTS,
-    ReadCost,
     ReadPiece,
     TimeWindow,
     WindowError,
@@ -28,7 +27,6 @@ from replyclock.logic.metrics import (
     latency_stats,
     read_plan,
     requested_window,
-    segments,
     select,
     summarize,
     timeseries,
@@ -269,31 +267,6 @@ def test_a_histogram_with_negative_counts_reports_no_latency_instead_of_failing(
     assert all(band.count == 0 for band in distribution(delta))
 
 
-def test_segments_double_in_length_and_cover_the_window_exactly() -> None:
-    window = TimeWindow(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 10, 30, 5, tzinfo=UTC))
-
-    pieces = segments(window)
-
-    assert [piece.hours // 24 for piece in pieces[:-1]] == [1, 2, 4, 8, 16, 32]
-    assert pieces[0].start == window.start and pieces[-1].end == window.end
-    assert all(before.end == after.start for before, after in zip(pieces, pieces[1:], strict=False))
-
-
-def test_projection_extrapolates_each_granularity_from_its_own_cost_per_period() -> None:
-    cost = ReadCost()
-    hours = ReadPiece(TimeWindow(datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)), HOURLY)
-    days = ReadPiece(TimeWindow(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)), DAILY)
-
-    # Nothing read yet: nothing to extrapolate from
-    assert cost.projected_seconds([hours, days]) == 0.0 and cost.affordable_days(20.0) == 1
-    cost.record(hours, 1.2)
-    assert cost.projected_seconds([hours, days]) == pytest.approx(1.2)  # 12 h at 0.1 s; days still unknown
-    assert cost.affordable_days(24.0) == 10  # 2.4 s per day of hourly buckets
-    cost.record(ReadPiece(TimeWindow(days.window.start, days.window.start + DAY), DAILY), 0.5)
-    assert cost.projected_seconds([hours, days]) == pytest.approx(1.2 + 8 * 0.5)
-    assert cost.affordable_days(24.0) == 48  # now at what a day of daily buckets costs
-
-
 HOURLY, DAILY = Granularity.HOUR, Granularity.DAY
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -314,10 +287,8 @@ def test_read_plan_reads_whole_days_from_daily_buckets_and_the_partial_days_from
         (datetime(2026, 11, 25, tzinfo=UTC), window.end, HOURLY),
     ]
     assert pieces == hourly + daily  # the edges first, then the days
-    assert [piece.periods for piece in daily] == [1, 2, 4, 8, 16, 32, 26]
-    assert daily[0].window.start == datetime(2026, 8, 28, tzinfo=UTC) and daily[-1].window.end == hourly[1].window.start
-    assert daily[0].period_range() == ("2026-08-28", "2026-08-28")
-    assert daily[-1].period_range() == ("2026-10-30", "2026-11-24")
+    assert [piece.periods for piece in daily] == [89]
+    assert daily[0].period_range() == ("2026-08-28", "2026-11-24")
 
 
 @pytest.mark.parametrize(
@@ -343,13 +314,10 @@ def test_read_plan_edges(start: datetime, end: datetime, expected: list[tuple[in
 def test_read_plan_reads_hours_only_without_daily_buckets_and_before_daily_from() -> None:
     window = TimeWindow(NOV, NOV + timedelta(days=10))
 
-    assert read_plan(window, None) == [ReadPiece(piece, HOURLY) for piece in segments(window)]
+    assert read_plan(window, None) == [ReadPiece(window, HOURLY)]
     assert covered(read_plan(window, date(2026, 11, 4))) == [
-        (NOV, NOV + DAY, HOURLY),
-        (NOV + DAY, NOV + timedelta(days=3), HOURLY),
-        (NOV + timedelta(days=3), NOV + timedelta(days=4), DAILY),
-        (NOV + timedelta(days=4), NOV + timedelta(days=6), DAILY),
-        (NOV + timedelta(days=6), NOV + timedelta(days=10), DAILY),
+        (NOV, NOV + timedelta(days=3), HOURLY),
+        (NOV + timedelta(days=3), NOV + timedelta(days=10), DAILY),
     ]
     assert read_plan(window, date(2026, 11, 11)) == read_plan(window, None)
     assert read_plan(TimeWindow(NOV, NOV), date(1970, 1, 1)) == []

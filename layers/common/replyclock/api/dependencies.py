@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.depends import Depends
 
 from replyclock.dal.aggregates import BucketStore
@@ -19,18 +17,6 @@ from replyclock.settings import Settings, get_settings
 def current_time() -> datetime:
     """The request's "now"; tests override it through app.dependency_overrides."""
     return datetime.now(UTC)
-
-
-# API Gateway gives up on the integration after 30 s; keep a margin to build and send the answer.
-API_GATEWAY_SECONDS = 29.0
-RESPONSE_MARGIN_SECONDS = 3.0
-
-
-def read_deadline() -> float:
-    """The time.monotonic() by which a request must be done reading, to answer before API Gateway or Lambda gives up."""
-    context = getattr(BaseRouter, "lambda_context", None)
-    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else API_GATEWAY_SECONDS
-    return time.monotonic() + min(remaining, API_GATEWAY_SECONDS) - RESPONSE_MARGIN_SECONDS
 
 
 def api_settings() -> Settings:
@@ -53,4 +39,3 @@ def stores(settings: Annotated[Settings, Depends(api_settings)]) -> Stores:
 Now = Annotated[datetime, Depends(current_time)]
 StoresDependency = Annotated[Stores, Depends(stores)]
 SettingsDependency = Annotated[Settings, Depends(api_settings)]
-Deadline = Annotated[float, Depends(read_deadline)]

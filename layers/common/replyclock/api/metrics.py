@@ -7,12 +7,11 @@ them with replyclock.logic.metrics; posts and conversation states are never read
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 from replyclock.api.brands import require_known_brand
-from replyclock.api.dependencies import Deadline, Now, SettingsDependency, Stores, StoresDependency
-from replyclock.api.errors import BadRequest, route_responses
+from replyclock.api.dependencies import Now, SettingsDependency, Stores, StoresDependency
+from replyclock.api.errors import route_responses
 from replyclock.api.parameters import (
     BrandQuery,
     ChannelQuery,
@@ -34,41 +33,18 @@ _ERRORS = route_responses(400, 404)
 
 
 def read_buckets(
-    stores: Stores, brand: str, window: metrics.TimeWindow, deadline: float, *, daily_from: date | None
+    stores: Stores, brand: str, window: metrics.TimeWindow, *, daily_from: date | None
 ) -> list[tuple[BucketKey, BucketTotals]]:
     """The brand's buckets covering the window: daily ones for its whole UTC days from `daily_from` on (None: none).
 
-    Decoding costs ~0.12 ms of CPU per hourly bucket and ~1.1 ms per daily one, so a large brand's long window
-    could outlast API Gateway's 30 s. Pieces are read one by one (metrics.read_plan); before each, the cost of
-    the rest is projected from what each granularity cost so far, and the request refused (400) if it would not fit.
+    Every window the API accepts (up to MaxWindowDays) is read whole: whether a request is answered never
+    depends on how long reading takes, so an answer cannot change with the load on the machine.
     """
     require_known_brand(stores, brand)
-    plan = metrics.read_plan(window, daily_from)
-    started = time.monotonic()
-    cost = metrics.ReadCost()
     buckets: list[tuple[BucketKey, BucketTotals]] = []
-    for position, piece in enumerate(plan):
-        piece_started = time.monotonic()
-        if piece_started + cost.projected_seconds(plan[position:]) > deadline:
-            affordable_days = cost.affordable_days(deadline - started)
-            logger.warning(
-                "window too costly", brand=brand, hours=window.hours, read=len(buckets), seconds=piece_started - started
-            )
-            raise BadRequest(
-                f"this brand has too many buckets in {window.hours // 24} days to merge in one request; ask for at "
-                f"most about {affordable_days} days (or several shorter windows)",
-                "from",
-            )
+    for piece in metrics.read_plan(window, daily_from):
         buckets.extend(_query(stores, brand, piece))
-        cost.record(piece, time.monotonic() - piece_started)
-    logger.info(
-        "read buckets",
-        brand=brand,
-        hours=window.hours,
-        items=len(buckets),
-        days_from_daily_buckets=cost.periods[Granularity.DAY],
-        seconds=time.monotonic() - started,
-    )
+    logger.info("read buckets", brand=brand, hours=window.hours, items=len(buckets))
     return buckets
 
 
@@ -91,7 +67,6 @@ def get_summary(
     now: Now,
     settings: SettingsDependency,
     stores: StoresDependency,
-    deadline: Deadline,
     channel: ChannelQuery = None,
     priority: PriorityQuery = None,
     from_: FromQuery = None,
@@ -99,7 +74,7 @@ def get_summary(
     clock: ClockQuery = Clock.CALENDAR,
 ) -> SummaryResponse:
     window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
-    read = read_buckets(stores, brand, window, deadline, daily_from=settings.daily_buckets_from)
+    read = read_buckets(stores, brand, window, daily_from=settings.daily_buckets_from)
     figures = metrics.summarize(metrics.select(read, channel, priority), clock)
     return SummaryResponse(
         brand=brand,
@@ -124,7 +99,6 @@ def get_timeseries(
     now: Now,
     settings: SettingsDependency,
     stores: StoresDependency,
-    deadline: Deadline,
     channel: ChannelQuery = None,
     priority: PriorityQuery = None,
     from_: FromQuery = None,
@@ -137,7 +111,7 @@ def get_timeseries(
     window = metrics.aligned(requested, metrics.DAY if interval is Interval.DAY else metrics.HOUR)
     # Hourly points need hourly buckets; daily points take daily buckets wherever the window has whole days.
     daily_from = settings.daily_buckets_from if interval is Interval.DAY else None
-    read = read_buckets(stores, brand, window, deadline, daily_from=daily_from)
+    read = read_buckets(stores, brand, window, daily_from=daily_from)
     buckets = metrics.select(read, channel, priority)
     return TimeseriesResponse(
         brand=brand,
@@ -163,7 +137,6 @@ def get_distribution(
     now: Now,
     settings: SettingsDependency,
     stores: StoresDependency,
-    deadline: Deadline,
     channel: ChannelQuery = None,
     priority: PriorityQuery = None,
     from_: FromQuery = None,
@@ -171,7 +144,7 @@ def get_distribution(
     clock: ClockQuery = Clock.CALENDAR,
 ) -> DistributionResponse:
     window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
-    read = read_buckets(stores, brand, window, deadline, daily_from=settings.daily_buckets_from)
+    read = read_buckets(stores, brand, window, daily_from=settings.daily_buckets_from)
     buckets = list(metrics.select(read, channel, priority))
     figures = metrics.summarize(buckets, clock)
     return DistributionResponse(

@@ -105,21 +105,6 @@ def aligned(window: TimeWindow, step: timedelta = HOUR) -> TimeWindow:
     return TimeWindow(_floor(window.start, step), _ceil(window.end, step))
 
 
-def segments(window: TimeWindow, first: timedelta = DAY) -> list[TimeWindow]:
-    """The window cut into consecutive pieces that double in length (1, 2, 4, ... days), oldest first.
-
-    Reading a long window piece by piece lets the caller project the cost of the rest from the
-    first pieces, and give up early rather than run out of time.
-    """
-    pieces = []
-    start, length = window.start, first
-    while start < window.end:
-        end = min(start + length, window.end)
-        pieces.append(TimeWindow(start, end))
-        start, length = end, length * 2
-    return pieces
-
-
 @dataclass(frozen=True)
 class ReadPiece:
     """A part of a window and the buckets that cover it: hourly ones, or daily ones (then it is whole UTC days)."""
@@ -140,8 +125,7 @@ def read_plan(window: TimeWindow, daily_from: date | None) -> list[ReadPiece]:
 
     Its whole UTC days from `daily_from` on are read from daily buckets (with None, no day is); the rest from
     hourly buckets: the partial days at its edges (under a day each) and any days before `daily_from`. Hourly
-    pieces come first, daily ones last; a stretch longer than a day is cut into pieces that double in length
-    (segments), so that after each piece the cost of the rest can be projected (ReadCost).
+    pieces come first, daily ones last.
     """
     if window.is_empty:
         return []
@@ -151,9 +135,9 @@ def read_plan(window: TimeWindow, daily_from: date | None) -> list[ReadPiece]:
     else:
         edges = (TimeWindow(window.start, days.start), TimeWindow(days.end, window.end))
         hourly = [edge for edge in edges if not edge.is_empty]
-    pieces = [ReadPiece(piece, Granularity.HOUR) for stretch in hourly for piece in segments(stretch)]
+    pieces = [ReadPiece(stretch, Granularity.HOUR) for stretch in hourly]
     if days is not None:
-        pieces.extend(ReadPiece(piece, Granularity.DAY) for piece in segments(days))
+        pieces.append(ReadPiece(days, Granularity.DAY))
     return pieces
 
 
@@ -163,36 +147,6 @@ def _whole_days(window: TimeWindow, daily_from: date | None) -> TimeWindow | Non
     first = max(_ceil(window.start, DAY), datetime(daily_from.year, daily_from.month, daily_from.day, tzinfo=UTC))
     last = _floor(window.end, DAY)
     return TimeWindow(first, last) if first < last else None
-
-
-@dataclass
-class ReadCost:
-    """The time spent and the periods read so far, per granularity: what projects the cost of the rest of a plan.
-
-    Hourly and daily buckets cost differently per period (a day of hourly buckets is up to 24 items, a day of
-    daily ones one bigger item), so each granularity is projected from its own pieces only; one not read yet
-    counts as free, which is why a plan starts each granularity with a piece of at most a day.
-    """
-
-    seconds: dict[Granularity, float] = field(default_factory=lambda: dict.fromkeys(Granularity, 0.0))
-    periods: dict[Granularity, int] = field(default_factory=lambda: dict.fromkeys(Granularity, 0))
-
-    def record(self, piece: ReadPiece, seconds: float) -> None:
-        self.seconds[piece.granularity] += seconds
-        self.periods[piece.granularity] += piece.periods
-
-    def seconds_per_period(self, granularity: Granularity) -> float:
-        periods = self.periods[granularity]
-        return self.seconds[granularity] / periods if periods else 0.0
-
-    def projected_seconds(self, pieces: Iterable[ReadPiece]) -> float:
-        """Time to read these pieces, at what pieces of the same granularity cost per period so far."""
-        return sum(piece.periods * self.seconds_per_period(piece.granularity) for piece in pieces)
-
-    def affordable_days(self, budget: float) -> int:
-        """About how many days of buckets `budget` seconds read, at the cost seen so far (at least 1)."""
-        per_day = self.seconds_per_period(Granularity.DAY) or self.seconds_per_period(Granularity.HOUR) * 24
-        return max(1, int(budget / per_day)) if per_day else 1
 
 
 def select(
