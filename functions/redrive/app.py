@@ -1,16 +1,20 @@
-"""redrive: re-apply the stream batches that measure or aggregate parked on their on-failure queues.
+"""redrive: re-apply the stream batches that measure or aggregate parked, or reconcile a brand's buckets.
 
-Invoked by hand (or by an operator's schedule): {"target": "measure" | "aggregate", "max_batches": 10}.
+Invoked by hand (or by an operator's schedule):
+  {"target": "measure" | "aggregate", "max_batches": 10}  re-drives parked batches;
+  {"reconcile": {"brand": "acme", "first_day": "2026-11-01", "last_day": "2026-11-03"}}  rebuilds that brand's
+  hourly and daily buckets of those UTC days from the exact conversation states (after a re-drive, or for
+  batches that expired before one).
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from replyclock.dal import parked
 from replyclock.dal.aggregates import BucketStore
@@ -19,6 +23,7 @@ from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.stream_records import read_range
 from replyclock.observability import logger, tracer
 from replyclock.services.measuring import directory_from
+from replyclock.services.reconciling import EARLIEST, reconcile_days
 from replyclock.services.redriving import Target, aggregate_records, measure_records, redrive, wanted_by
 from replyclock.settings import get_settings
 
@@ -30,9 +35,53 @@ class RedriveRequest(BaseModel):
     max_batches: int = Field(default=10, ge=1, le=1000)
 
 
+MAX_RECONCILE_DAYS = 366
+
+
+class BucketDays(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    brand: str = Field(min_length=1, max_length=64)
+    first_day: date
+    last_day: date
+    # Lanes whose first wait started before this day are not read (default: every lane of the brand).
+    lanes_since: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BucketDays:
+        if not 0 <= (self.last_day - self.first_day).days < MAX_RECONCILE_DAYS:
+            raise ValueError(f"last_day must be first_day or up to {MAX_RECONCILE_DAYS - 1} days after it")
+        return self
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reconcile: BucketDays
+
+
+def reconcile(request: ReconcileRequest) -> dict[str, int]:
+    table = get_settings().table_name
+    days = request.reconcile
+    since = datetime.combine(days.lanes_since, datetime.min.time(), tzinfo=UTC) if days.lanes_since else EARLIEST
+    outcome = reconcile_days(
+        ConversationStore(table),
+        BucketStore(table),
+        days.brand,
+        days.first_day,
+        days.last_day,
+        datetime.now(UTC),
+        lanes_since=since,
+    )
+    logger.info("reconciled buckets", brand=days.brand, outcome=outcome.as_dict())
+    return outcome.as_dict()
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    if "reconcile" in event:
+        return reconcile(ReconcileRequest.model_validate(event))
     request = RedriveRequest.model_validate(event)
     settings = get_settings()
     table = settings.table_name

@@ -36,6 +36,8 @@ from replyclock.models.domain import Priority, WaitKind
 
 BUCKET_ITEM_TYPE = "bucket"
 GUARD_PREFIX = "g_"
+# Every write adds 1: what a reconcile conditions its rewrite on, so no delta applied meanwhile is overwritten.
+REVISION = "rev"
 # Stream records live 24 hours; a guard older than this can no longer be challenged by a redelivery.
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
@@ -120,6 +122,11 @@ def _additions(totals: BucketTotals) -> dict[str, Decimal | int]:
     return additions
 
 
+def same_sums(first: BucketTotals, second: BucketTotals) -> bool:
+    """Whether two totals would be stored as the same counters, bins and sums."""
+    return _additions(first) == _additions(second)
+
+
 def stored_bucket(key: BucketKey, totals: BucketTotals, guards: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The item a new bucket is once `totals` (and these guards) were applied to it, as BucketStore.apply leaves it.
 
@@ -132,6 +139,7 @@ def stored_bucket(key: BucketKey, totals: BucketTotals, guards: Mapping[str, str
         key.granularity.value: key.period,
         **_additions(totals),
         **(guards or {}),
+        REVISION: 1,
     }
 
 
@@ -195,9 +203,10 @@ def _render(write: GuardedWrite) -> _Expression:
         names[f"#k{position}"] = attribute
         values[f":k{position}"] = value
         sets.append(f"#k{position} = :k{position}")
-    update = f"SET {', '.join(sets)}"
-    if adds:
-        update += f" ADD {', '.join(adds)}"
+    names["#rev"] = REVISION
+    values[":one"] = 1
+    adds.append("#rev :one")
+    update = f"SET {', '.join(sets)} ADD {', '.join(adds)}"
     # Each condition is one comparison or function, joined by AND: 2n - 1 operators.
     operators = 2 * len(conditions) - 1
     condition = " AND ".join(conditions)
@@ -224,6 +233,15 @@ def _render(write: GuardedWrite) -> _Expression:
 def write_fits(write: GuardedWrite) -> bool:
     """Whether one UpdateItem can carry the write within DynamoDB's expression limits."""
     return _render(replace(write, guards_expired={})).fits()
+
+
+@dataclass(frozen=True)
+class StoredBucket:
+    """A bucket as read whole: its sums, its guards, and its revision (0: no such item yet)."""
+
+    totals: BucketTotals
+    guards: dict[str, str]
+    revision: int
 
 
 class BucketStore:
@@ -257,6 +275,34 @@ class BucketStore:
             bucket_key_from_item(item): _guards_of(item)
             for item in query_items(self._table, KeyConditionExpression=condition)
         }
+
+    def read_days(self, brand_id: str, first_day: str, last_day: str) -> dict[BucketKey, StoredBucket]:
+        """Every hourly and daily bucket of a brand's UTC days first_day..last_day ("YYYY-MM-DD"), read whole."""
+        found: dict[BucketKey, StoredBucket] = {}
+        for prefix in _SORT_KEY_PREFIX.values():
+            condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(
+                f"{prefix}#{first_day}", f"{prefix}#{last_day}~"
+            )
+            for item in query_items(self._table, KeyConditionExpression=condition, ConsistentRead=True):
+                found[bucket_key_from_item(item)] = StoredBucket(
+                    totals_from_item(item), _guards_of(item), int(item.get(REVISION, 0))
+                )
+        return found
+
+    def rewrite(self, key: BucketKey, totals: BucketTotals, guards: Mapping[str, str], read_revision: int) -> None:
+        """Replace the bucket with these sums and guards, only if no write reached it since it was read.
+
+        ConditionFailed when one did (its revision moved): read it again and recompute.
+        """
+        item = {**stored_bucket(key, totals, guards), REVISION: read_revision + 1}
+        if read_revision == 0:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(#rev)"}
+        else:
+            condition = {"ConditionExpression": "#rev = :read", "ExpressionAttributeValues": {":read": read_revision}}
+        try:
+            self._table.put_item(Item=item, ExpressionAttributeNames={"#rev": REVISION}, **condition)
+        except ClientError as error:
+            raise translate(error) from error
 
     def apply(self, write: GuardedWrite) -> tuple[str, ...]:
         """ADD the sums and move the guards, only if no guard moved since they were read.

@@ -363,6 +363,20 @@ class ConversationStore:
             query["ExclusiveStartKey"] = last_evaluated
         return states, _string_key(query.get("ExclusiveStartKey"))
 
+    def states_of_brand(self, brand_id: str, since: datetime, until: datetime) -> list[ConversationState]:
+        """Every lane of a brand whose first wait started in [since, until), and each lane's archived waits.
+
+        For reconciling buckets: lanes and archived waits are the state items whose stream records feed them.
+        """
+        condition = Key("gsi2pk").eq(f"BRAND#{brand_id}") & Key("gsi2sk").between(index_time(since), index_time(until))
+        index_keys = query_items(self._table, IndexName=CONVERSATIONS_BY_BRAND_INDEX, KeyConditionExpression=condition)
+        keys = [{"pk": str(key["pk"]), "sk": str(key["sk"])} for key in index_keys]
+        lanes = [state_from_item(item) for item in self._batch_get(keys)]
+        archive_keys = [
+            state_key(lane.model_copy(update={"seq": seq})) for lane in lanes for seq in range(1, lane.wait_count)
+        ]
+        return lanes + [state_from_item(item) for item in self._batch_get(archive_keys)]
+
     def lane_waits(self, lanes: Iterable[ConversationState]) -> dict[tuple[str, str], list[Wait]]:
         """Every wait of each lane, oldest first, keyed by the lane's (pk, sk); one batch read for all archives."""
         lanes = list(lanes)

@@ -1,0 +1,122 @@
+"""Reconcile: rebuild a brand's hourly and daily buckets of some UTC days from the exact conversation states.
+
+Buckets are sums of stream deltas; a delta that never arrived (a parked record whose lane changed again
+before the re-drive, a record that left the stream) leaves them off for good. Lanes and archived waits
+are exact, so the buckets of any days can be recomputed from them and the difference written.
+
+A rewrite stays exactly-once with the aggregate step running: it moves the guard of every state item it
+counted (or that the bucket had counted) to the version it read, so a record still in flight for an
+older version is skipped and a newer one adds on top; and it is conditioned on the bucket's revision,
+so a delta applied between the read and the rewrite makes it read and recompute again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from replyclock.dal.aggregates import (
+    BucketStore,
+    StoredBucket,
+    guard_name,
+    guard_value,
+    guard_version,
+    same_sums,
+)
+from replyclock.dal.conversations import ConversationStore, state_key
+from replyclock.dal.table import ConditionFailed
+from replyclock.logic.aggregation import BucketKey, BucketTotals, rolled_up, totals_by_bucket
+from replyclock.models.domain import ConversationState
+from replyclock.observability import logger
+
+MAX_ATTEMPTS = 5
+# Lanes are found by their first wait's start; by default every lane of the brand is read, so that a
+# next wait months after its conversation began is still counted.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    key: BucketKey
+    totals: BucketTotals
+    guards: dict[str, str]
+    read_revision: int
+
+
+@dataclass
+class ReconcileOutcome:
+    days: int = 0
+    states_read: int = 0
+    buckets_read: int = 0
+    buckets_rewritten: int = 0
+    attempts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def source_key(state: ConversationState) -> str:
+    """The state item's "pk|sk", as its stream records name it."""
+    key = state_key(state)
+    return f"{key['pk']}|{key['sk']}"
+
+
+def rewrites(
+    stored: Mapping[BucketKey, StoredBucket], states: Iterable[ConversationState], days: set[str], now: datetime
+) -> list[Rewrite]:
+    """The buckets of `days` whose sums or guards differ from what the states say, as they should be."""
+    exact: dict[BucketKey, BucketTotals] = defaultdict(BucketTotals)
+    counted: dict[BucketKey, set[str]] = defaultdict(set)
+    versions: dict[str, int] = {}
+    for state in states:
+        guard = guard_name(source_key(state))
+        versions[guard] = state.version
+        hourly = {key: totals for key, totals in totals_by_bucket(state.waits).items() if key.period[:10] in days}
+        for key, totals in (hourly | rolled_up(hourly)).items():
+            exact[key].merge(totals)
+            counted[key].add(guard)
+    changed: list[Rewrite] = []
+    for key in sorted(set(stored) | set(exact)):
+        old = stored.get(key, StoredBucket(BucketTotals(), {}, 0))
+        guards = dict(old.guards)
+        for guard in counted[key] | (set(old.guards) & set(versions)):
+            if guard not in guards or guard_version(guards[guard]) < versions[guard]:
+                guards[guard] = guard_value(versions[guard], now)
+        totals = exact.get(key, BucketTotals())
+        if guards != old.guards or not same_sums(totals, old.totals):
+            changed.append(Rewrite(key, totals, guards, old.revision))
+    return changed
+
+
+def reconcile_days(
+    conversations: ConversationStore,
+    buckets: BucketStore,
+    brand_id: str,
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    *,
+    lanes_since: datetime = EARLIEST,
+) -> ReconcileOutcome:
+    """Make the brand's buckets of first_day..last_day (UTC) equal what its lanes since `lanes_since` say."""
+    days = {(first_day + timedelta(days=n)).isoformat() for n in range((last_day - first_day).days + 1)}
+    outcome = ReconcileOutcome(days=len(days))
+    until = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        outcome.attempts = attempt
+        # Buckets first, states second: a state read later than its bucket is at least as new as the guard.
+        stored = buckets.read_days(brand_id, first_day.isoformat(), last_day.isoformat())
+        states = conversations.states_of_brand(brand_id, lanes_since, until)
+        outcome.states_read, outcome.buckets_read = len(states), len(stored)
+        try:
+            for rewrite in rewrites(stored, states, days, now):
+                buckets.rewrite(rewrite.key, rewrite.totals, rewrite.guards, rewrite.read_revision)
+                outcome.buckets_rewritten += 1
+        except ConditionFailed:
+            # The aggregate step wrote one of these buckets meanwhile: read again; what was rewritten now agrees.
+            logger.info("bucket changed while reconciling; reading again", brand=brand_id, attempt=attempt)
+            continue
+        return outcome
+    raise ConditionFailed(f"buckets of {brand_id} kept changing over {MAX_ATTEMPTS} reconcile attempts")
