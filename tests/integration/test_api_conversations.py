@@ -286,3 +286,34 @@ def test_malformed_channel_in_the_path_is_400(api: ApiClient, pipeline: Pipeline
 
     assert response.status == 400
     assert response.json()["field"] == "channel"
+
+
+def test_deleting_an_answer_through_the_api_reopens_the_wait(api: ApiClient, pipeline: Pipeline) -> None:
+    # Given conversation 1001 answered by acme's post 1002
+    pipeline.add_brands([ACME])
+    pipeline.write([customer("1001", 0, conversation="1001"), brand("1002", 20, reply_to="1001", conversation="1001")])
+    pipeline.run()
+
+    # When an admin deletes the answer (the event file), and the stream is measured
+    response = api.call("api_post_delete.json")
+    pipeline.run()
+
+    # Then it answers what it removed, and the thread shows the customer waiting again
+    assert response.status == 200, response.body
+    assert response.json() | {"deleted_at": None} == {
+        "channel": "x",
+        "conversation_id": "1001",
+        "post_id": "1002",
+        "deleted_at": None,
+    }
+    detail = api.call("api_conversation_detail.json").json()
+    assert [post["id"] for post in detail["posts"]] == ["1001"]
+    assert [wait["status"] for lane in detail["brands"] for wait in lane["waits"]] == ["pending"]
+
+
+def test_deleting_a_post_that_is_not_there_is_404(api: ApiClient, pipeline: Pipeline) -> None:
+    pipeline.write([customer("1001", 0, conversation="1001")])
+
+    response = api.call("api_post_delete.json", path="/conversations/x/1001/posts/nope")
+
+    assert response.status == 404 and response.json()["field"] == "post_id"

@@ -20,6 +20,7 @@ ROUTES = {
     ("GET", "/metrics/distribution"),
     ("GET", "/conversations"),
     ("GET", "/conversations/{channel}/{conversation_id}"),
+    ("DELETE", "/conversations/{channel}/{conversation_id}/posts/{post_id}"),
     ("GET", "/brands"),
     ("GET", "/brands/{brand_id}"),
     ("PUT", "/brands/{brand_id}"),

@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +25,7 @@ from devtools.template import create_table_arguments
 from replyclock.connectors.base import Connector
 from replyclock.connectors.http import Deadline
 from replyclock.dal.sources import StoredCursor
-from replyclock.models.domain import Post
+from replyclock.models.domain import Post, PostDeletion
 from replyclock.models.sources import Credentials, Source
 from replyclock.observability import logger
 from replyclock.services.ingesting import PollOutcome, build_connector, poll_source
@@ -77,6 +77,7 @@ class MemoryPosts:
     def __init__(self) -> None:
         self.posts: dict[tuple[str, str], Post] = {}
         self.attempts: Counter[str] = Counter()
+        self.deleted: list[PostDeletion] = []
 
     def put_many(self, posts: Iterable[Post]) -> int:
         new = 0
@@ -86,6 +87,13 @@ class MemoryPosts:
                 self.posts[(post.channel, post.id)] = post
                 new += 1
         return new
+
+    def put_export_posts(self, posts: Sequence[Post]) -> int:
+        return self.put_many(posts)
+
+    def delete(self, deletion: PostDeletion, now: datetime) -> bool:
+        self.deleted.append(deletion)
+        return self.posts.pop((deletion.channel, deletion.id), None) is not None
 
     def ids(self) -> set[str]:
         return {post_id for _, post_id in self.posts}

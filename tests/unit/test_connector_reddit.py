@@ -252,3 +252,32 @@ def test_a_spent_time_budget_stops_between_pages_and_a_rerun_completes(harness: 
     assert finished.status is PollStatus.COMPLETED
     assert harness.posts.ids() == ALL
     assert set(harness.posts.attempts.values()) == {1}
+
+
+def stored_submission(child: dict[str, Any]) -> str:
+    """The submission a listed comment belongs to: its link_id, or the one its context link names."""
+    data = child["data"]
+    return str(data.get("link_id") or "t3_" + str(data["context"]).split("/comments/")[1].split("/")[0])
+
+
+def test_a_deleted_comment_is_a_tombstone_not_a_post(harness: Harness, server: FakeReddit) -> None:
+    # Given a mention its author deleted: Reddit lists it with "[deleted]" as author and body
+    server.mentions[0]["data"].update(author="[deleted]", body="[deleted]")
+
+    # When the source is polled
+    outcome = harness.poll()
+
+    # Then it is not stored, and its deletion (in its submission) is handed to the store
+    assert harness.posts.ids() == ALL - {"t1_m2"}
+    [deletion] = harness.posts.deleted
+    assert (deletion.channel, deletion.id) == ("reddit", "t1_m2")
+    assert deletion.conversation_id == stored_submission(server.mentions[0])
+    assert outcome.deleted == 0  # it was never stored
+
+
+def test_a_comment_that_only_says_removed_is_still_a_post(harness: Harness, server: FakeReddit) -> None:
+    server.mentions[0]["data"].update(body="[removed]")
+
+    harness.poll()
+
+    assert harness.posts.ids() == ALL and harness.posts.deleted == []

@@ -155,3 +155,39 @@ def test_a_file_that_is_not_a_twcs_export_fails_the_poll(tmp_path: Path) -> None
     # Then the lease is given back and the cursor untouched
     assert harness.state.lease is None
     assert harness.state.saves == []
+
+
+def test_a_jsonl_delete_line_removes_the_post_once_its_page_is_stored(tmp_path: Path) -> None:
+    # Given an export whose last line says post 21 was deleted upstream
+    lines = (FIXTURES / "replay" / "small_posts.jsonl").read_text().splitlines()[:3]
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join([*lines, '{"delete": {"channel": "x", "id": "21"}}']) + "\n")
+    harness = small_pages(replay_source(path), path, page_size=10)
+
+    # When it is replayed
+    outcome = harness.poll()
+
+    # Then the post is gone and the deletion counted; the others stay
+    assert harness.posts.ids() == {"20", "22"}
+    assert outcome.deleted == 1 and outcome.rejected == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ('{"delete": {"channel": "x"}}', "delete.id"),
+        ('{"delete": {"channel": "X!", "id": "1"}}', "delete.channel"),
+        ('{"delete": {"channel": "x", "id": "1"}, "id": "2"}', "delete"),
+        ('{"delete": "21"}', "delete"),
+    ],
+)
+def test_a_malformed_delete_line_is_rejected_with_its_field(tmp_path: Path, line: str, field: str) -> None:
+    path = tmp_path / "export.jsonl"
+    path.write_text(line + "\n")
+    harness = small_pages(replay_source(path), path)
+
+    with captured_logs() as logs:
+        outcome = harness.poll()
+
+    assert outcome.rejected == 1 and outcome.deleted == 0
+    assert [entry["field"] for entry in logs if entry["message"] == "rejected item"] == [field]

@@ -26,6 +26,7 @@ APP_ROUTES = {
     ("PUT", "/brands/acme"),
     ("GET", "/brands/acme/sla-policy"),
     ("PUT", "/brands/acme/sla-policy"),
+    ("DELETE", "/conversations/x/1/posts/2"),
     *DOCS_ROUTES,
 }
 JWT = {"JwtIssuer": "https://issuer.example.com/pool", "JwtAudience": "client-a,client-b"}
@@ -151,7 +152,8 @@ def test_with_jwt_reads_need_a_token_and_writes_the_admin_scope() -> None:
     stack = Stack(**JWT)
 
     for method, path in APP_ROUTES:
-        expected = [{"JwtAuthorizer": ["replyclock/admin"]}] if method == "PUT" else [{"JwtAuthorizer": []}]
+        writes = method in ("PUT", "DELETE")
+        expected = [{"JwtAuthorizer": ["replyclock/admin"]}] if writes else [{"JwtAuthorizer": []}]
         assert stack.security(method, path) == expected, (method, path)
 
 
@@ -189,7 +191,7 @@ def test_no_route_is_open_without_auth_other_than_the_docs() -> None:
                 if (method.upper(), path) not in DOCS_ROUTES:
                     assert operation.get("security"), (method, path)
         assert "security" not in stack.api, "no API-wide default that a route could inherit"
-        assert set(stack.api["paths"]["/{proxy+}"]) == {"get", "put"}, "only the methods the app serves"
+        assert set(stack.api["paths"]["/{proxy+}"]) == {"get", "put", "delete"}, "only the methods the app serves"
 
 
 def test_the_function_gets_the_maximum_window_setting() -> None:

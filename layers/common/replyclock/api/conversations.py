@@ -25,8 +25,16 @@ from replyclock.api.parameters import BrandQuery, ChannelQuery, FromQuery, Statu
 from replyclock.api.routing import new_router
 from replyclock.dal.conversations import check_brand_index_key, state_key
 from replyclock.logic.metrics import TimeWindow, WindowError, requested_window
-from replyclock.models.api import BrandWaits, ConversationDetail, ConversationItem, ConversationPage, PostOut, WaitOut
-from replyclock.models.domain import Channel, ConversationState, Post, Wait, WaitStatus
+from replyclock.models.api import (
+    BrandWaits,
+    ConversationDetail,
+    ConversationItem,
+    ConversationPage,
+    DeletedPostResponse,
+    PostOut,
+    WaitOut,
+)
+from replyclock.models.domain import Channel, ConversationState, Post, PostDeletion, Wait, WaitStatus
 
 router = new_router()
 MAX_CURSOR_LENGTH = 4096
@@ -186,6 +194,14 @@ def list_conversations(
     )
 
 
+def _decoded_id(raw: str, name: str) -> str:
+    # The resolver matches the raw (still percent-encoded) path.
+    decoded = unquote(raw)
+    if not 1 <= len(decoded) <= 512:
+        raise BadRequest(f"{name} must be 1 to 512 characters", name)
+    return decoded
+
+
 @router.get(
     "/conversations/<channel>/<conversation_id>",
     summary="A conversation's posts and each brand's waits in it",
@@ -198,10 +214,7 @@ def get_conversation(
     conversation_id: Annotated[str, Path(max_length=2048, description="The root post's id, percent-encoded.")],
     stores: StoresDependency,
 ) -> ConversationDetail:
-    # The resolver matches the raw (still percent-encoded) path.
-    decoded_id = unquote(conversation_id)
-    if not 1 <= len(decoded_id) <= 512:
-        raise BadRequest("conversation_id must be 1 to 512 characters", "conversation_id")
+    decoded_id = _decoded_id(conversation_id, "conversation_id")
     stored = stores.conversations.load(channel, decoded_id)
     if not stored.posts and not stored.lanes:
         raise NotFound(f"no conversation {decoded_id!r} on {channel}", "conversation_id")
@@ -222,4 +235,32 @@ def get_conversation(
             )
             for lane in lanes
         ],
+    )
+
+
+@router.delete(
+    "/conversations/<channel>/<conversation_id>/posts/<post_id>",
+    summary="Remove a post deleted upstream, and measure its thread again without it",
+    description="For a post the network no longer shows (or that should never have been counted). A deleted "
+    "mention's wait disappears; a deleted answer reopens the wait it closed. The post stays deleted: a later "
+    "poll or export replay does not store it again. Needs the admin scope.",
+    responses=route_responses(400, 404),
+    tags=["conversations"],
+)
+def delete_post(
+    channel: Annotated[Channel, Path(description="The channel slug.")],
+    conversation_id: Annotated[str, Path(max_length=2048, description="The root post's id, percent-encoded.")],
+    post_id: Annotated[str, Path(max_length=2048, description="The post's id, percent-encoded.")],
+    stores: StoresDependency,
+    now: Now,
+) -> DeletedPostResponse:
+    deletion = PostDeletion(
+        channel=channel,
+        id=_decoded_id(post_id, "post_id"),
+        conversation_id=_decoded_id(conversation_id, "conversation_id"),
+    )
+    if not stores.posts.delete(deletion, now):
+        raise NotFound(f"no post {deletion.id!r} in conversation {deletion.conversation_id!r} on {channel}", "post_id")
+    return DeletedPostResponse(
+        channel=channel, conversation_id=str(deletion.conversation_id), post_id=deletion.id, deleted_at=now
     )

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.posts import PostStore
 from replyclock.settings import Settings, get_settings
 
 
@@ -29,11 +30,12 @@ class Stores:
     buckets: BucketStore
     brands: BrandStore
     conversations: ConversationStore
+    posts: PostStore
 
 
 def stores(settings: Annotated[Settings, Depends(api_settings)]) -> Stores:
     table = settings.table_name
-    return Stores(table, BucketStore(table), BrandStore(table), ConversationStore(table))
+    return Stores(table, BucketStore(table), BrandStore(table), ConversationStore(table), PostStore(table))
 
 
 Now = Annotated[datetime, Depends(current_time)]

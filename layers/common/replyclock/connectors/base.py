@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from replyclock.connectors.http import HttpClient, HttpError, MalformedResponse
-from replyclock.models.domain import Post
+from replyclock.models.domain import Post, PostDeletion
 from replyclock.models.sources import Source
 from replyclock.observability import logger
 
@@ -49,6 +49,8 @@ class Page:
     # The cursor to store once every post of this page is written.
     cursor: dict[str, Any]
     rejected: tuple[Rejected, ...] = ()
+    # Posts deleted upstream (tombstones, delete lines): removed once this page's posts are stored.
+    deleted: tuple[PostDeletion, ...] = ()
 
 
 class Connector(Protocol):
@@ -95,6 +97,7 @@ class Listing:
 
     posts: list[Post] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    deleted: list[PostDeletion] = field(default_factory=list)
     next_token: str | None = None
     # The newest mark among this page's new items (None when it has none).
     newest: str | None = None
@@ -159,7 +162,12 @@ class ListingConnector(ABC):
             for listing, walked in walk(start, functools.partial(self.fetch, name)):
                 state[name] = walked
                 stored = {stream: value.model_dump(exclude_none=True) for stream, value in state.items()}
-                yield Page(posts=tuple(listing.posts), cursor=stored, rejected=tuple(listing.rejected))
+                yield Page(
+                    posts=tuple(listing.posts),
+                    cursor=stored,
+                    rejected=tuple(listing.rejected),
+                    deleted=tuple(listing.deleted),
+                )
 
     @abstractmethod
     def fetch(self, stream: str, cursor: WalkCursor) -> Listing:

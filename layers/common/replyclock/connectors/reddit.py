@@ -30,7 +30,7 @@ from replyclock.connectors.base import (
     rejected_from,
 )
 from replyclock.connectors.http import HttpClient, HttpError, RateLimitHeaders, Response
-from replyclock.models.domain import AuthorRole, Post
+from replyclock.models.domain import AuthorRole, Post, PostDeletion
 from replyclock.models.sources import Credentials, Source
 from replyclock.redaction import register_secrets
 
@@ -43,6 +43,9 @@ TOKEN_MARGIN_SECONDS = 60
 _TIME_LIMIT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _USER_MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
 _SUBMISSION_IN_LINK = re.compile(r"/comments/([a-z0-9]+)(?:/|$)")
+# What Reddit shows in place of a comment its author deleted, or a moderator removed.
+_TOMBSTONE_AUTHOR = "[deleted]"
+_TOMBSTONE_BODIES = frozenset({"[deleted]", "[removed]"})
 # (token host, client id, username) -> (access token, monotonic expiry)
 _TOKENS: BoundedCache[tuple[str, str, str], tuple[str, float]] = BoundedCache(256)
 
@@ -123,6 +126,7 @@ class RedditConnector(ListingConnector):
         listing = parse_payload(RedditListing, self._get(path, params).json(), f"Reddit {path}")
         posts: list[Post] = []
         rejected: list[Rejected] = []
+        deleted: list[PostDeletion] = []
         newest: float | None = None
         reached = False
         for child in listing.data.children:
@@ -139,12 +143,16 @@ class RedditConnector(ListingConnector):
             data = child.get("data") if isinstance(child, dict) else child
             try:
                 comment = RedditComment.model_validate(data)
-                posts.append(self.to_post(comment, addressed=stream == "mentions"))
+                if comment.author == _TOMBSTONE_AUTHOR and comment.body in _TOMBSTONE_BODIES:
+                    deleted.append(PostDeletion(channel=CHANNEL, id=comment.name, conversation_id=comment.link_id))
+                else:
+                    posts.append(self.to_post(comment, addressed=stream == "mentions"))
             except ValidationError as error:
                 rejected.append(rejected_from(error, data))
         return Listing(
             posts=posts,
             rejected=rejected,
+            deleted=deleted,
             next_token=listing.data.after if listing.data.children else None,
             newest=repr(newest) if newest is not None else None,
             reached=reached,

@@ -7,7 +7,9 @@ poll that stops early resumes there, a finished file is not read again, and a ch
 file (new fingerprint) is replayed from the start; posts already stored are not rewritten.
 
 JSONL lines are normalized posts (replyclock.models.domain.Post as JSON); a line without
-conversation_id gets the root of its in_reply_to chain inside the file.
+conversation_id gets the root of its in_reply_to chain inside the file. A line
+{"delete": {"channel": "x", "id": "123"}} says that post was deleted upstream: it is removed
+(wherever an export stored it) once the posts of its page are stored.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from replyclock.connectors import twcs
 from replyclock.connectors.base import Cursor, Page, Rejected, rejected_from
 from replyclock.connectors.http import ConnectorError
-from replyclock.models.domain import Post
+from replyclock.models.domain import Post, PostDeletion
 from replyclock.models.sources import Source
 
 PAGE_SIZE = 500
 
-Entry = Post | Rejected
+Entry = Post | PostDeletion | Rejected
 
 
 class MalformedExport(ConnectorError):
@@ -73,6 +75,7 @@ class ReplayConnector:
                 posts=tuple(entry for entry in chunk if isinstance(entry, Post)),
                 cursor=following.model_dump(),
                 rejected=tuple(entry for entry in chunk if isinstance(entry, Rejected)),
+                deleted=tuple(entry for entry in chunk if isinstance(entry, PostDeletion)),
             )
             if following.done:
                 return
@@ -115,11 +118,14 @@ def jsonl_entries(text: str) -> list[Entry]:
             parsed.append((number, Rejected(field="line", reason="not a JSON object", item_id=f"line {number}")))
             continue
         parsed.append((number, value))
-    roots = _roots_of_lines(value for _, value in parsed if isinstance(value, dict))
+    roots = _roots_of_lines(value for _, value in parsed if isinstance(value, dict) and "delete" not in value)
     entries: list[Entry] = []
     for number, value in parsed:
         if isinstance(value, Rejected):
             entries.append(value)
+            continue
+        if "delete" in value:
+            entries.append(_deletion(value, number))
             continue
         if not value.get("conversation_id") and isinstance(value.get("id"), str):
             value = {**value, "conversation_id": roots.get(str(value["id"]))}
@@ -129,6 +135,17 @@ def jsonl_entries(text: str) -> list[Entry]:
             rejected = rejected_from(error, value)
             entries.append(Rejected(field=rejected.field, reason=rejected.reason, item_id=f"line {number}"))
     return entries
+
+
+def _deletion(line: dict[str, object], number: int) -> PostDeletion | Rejected:
+    if set(line) != {"delete"}:
+        return Rejected(field="delete", reason='a delete line holds only {"delete": {...}}', item_id=f"line {number}")
+    try:
+        return PostDeletion.model_validate(line["delete"])
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        field = ".".join(["delete", *(str(part) for part in first["loc"])])
+        return Rejected(field=field, reason=first["msg"], item_id=f"line {number}")
 
 
 def _roots_of_lines(lines: Iterable[dict[str, object]]) -> dict[str, str]:

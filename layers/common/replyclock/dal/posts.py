@@ -1,22 +1,50 @@
-"""Posts, stored under their conversation so one query returns a whole thread."""
+"""Posts, stored under their conversation so one query returns a whole thread.
+
+A deleted post leaves a tombstone in its place (same key, `item_type` "deleted_post"): measure sees
+the change and re-measures the thread, and a page re-read later cannot store the post again.
+
+Export posts also claim an identity item, `IDENTITY#<channel>#<post id>`, naming the conversation
+they are stored under. An export infers roots from the reply chains inside the file, so two
+overlapping exports can give one post different roots; the identity makes it one post, and lets
+a delete line that names only the post find it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import ConditionFailed, conversation_pk, get_table, query_items, translate
-from replyclock.models.domain import Post
+from replyclock.dal.table import (
+    ConditionFailed,
+    conversation_pk,
+    get_resource,
+    get_table,
+    query_items,
+    translate,
+)
+from replyclock.models.domain import Post, PostDeletion
 
 POST_ITEM_TYPE = "post"
+DELETED_POST_ITEM_TYPE = "deleted_post"
 POST_SK_PREFIX = "POST#"
+IDENTITY_SK = "IDENTITY"
+_BATCH_GET_LIMIT = 100
+_DESERIALIZE = TypeDeserializer()
+
+PostRef = tuple[str, str]  # (channel, post id)
 
 
 def post_key(post: Post) -> dict[str, str]:
     return {"pk": conversation_pk(post.channel, post.conversation_id), "sk": f"{POST_SK_PREFIX}{post.id}"}
+
+
+def identity_key(channel: str, post_id: str) -> dict[str, str]:
+    return {"pk": f"IDENTITY#{channel}#{post_id}", "sk": IDENTITY_SK}
 
 
 def post_to_item(post: Post) -> dict[str, Any]:
@@ -54,11 +82,126 @@ class PostStore:
         """Store posts one conditional put each (a batch write cannot be conditional); returns how many were new."""
         return sum(self.put(post) for post in posts)
 
+    def put_export_posts(self, posts: Sequence[Post]) -> int:
+        """Store an export's posts once each, whatever conversation another export stored them under.
+
+        A post joins the conversation its parent (or, failing that, its root) is stored under; each
+        claims its identity before it is stored, so a post claimed already is stored (idempotently)
+        where its claim says, and a deleted one is not stored again. Returns how many were new.
+        """
+        known = self._identities(
+            {(post.channel, ref) for post in posts for ref in (post.id, post.in_reply_to, post.conversation_id) if ref}
+        )
+        joined: dict[PostRef, str] = {}  # (channel, root in the file) -> the conversation it joined
+        stored = 0
+        for post in posts:
+            conversation = (
+                known.get((post.channel, post.in_reply_to or ""))
+                or joined.get((post.channel, post.conversation_id))
+                or known.get((post.channel, post.conversation_id))
+                or post.conversation_id
+            )
+            claimed = self._claim(post.channel, post.id, conversation)
+            if claimed is None:
+                continue  # deleted upstream
+            placed = post if claimed == post.conversation_id else post.model_copy(update={"conversation_id": claimed})
+            known[(post.channel, post.id)] = claimed
+            joined.setdefault((post.channel, post.conversation_id), claimed)
+            stored += self.put(placed)
+        return stored
+
+    def _claim(self, channel: str, post_id: str, conversation_id: str) -> str | None:
+        """The conversation the post is stored under (claimed now or before); None if it was deleted."""
+        item = {**identity_key(channel, post_id), "item_type": "identity", "conversation_id": conversation_id}
+        try:
+            self._table.put_item(
+                Item=item, ConditionExpression="attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure="ALL_OLD"
+            )
+        except ClientError as error:
+            translated = translate(error)
+            if not isinstance(translated, ConditionFailed):
+                raise translated from error
+            returned: Mapping[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment] # as sent
+            existing = (
+                {name: _DESERIALIZE.deserialize(value) for name, value in returned.items()}
+                if returned
+                else self._identity(channel, post_id)
+            )
+            if "deleted_at" in existing:
+                return None
+            return str(existing.get("conversation_id") or conversation_id)
+        return conversation_id
+
+    def _identity(self, channel: str, post_id: str) -> dict[str, Any]:
+        try:
+            return self._table.get_item(Key=identity_key(channel, post_id), ConsistentRead=True).get("Item") or {}
+        except ClientError as error:
+            raise translate(error) from error
+
+    def _identities(self, refs: Iterable[PostRef]) -> dict[PostRef, str]:
+        """The conversation each known, not deleted post is stored under."""
+        wanted = sorted(set(refs))
+        found: dict[PostRef, str] = {}
+        table_name = self._table.name
+        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
+            keys = [identity_key(channel, post_id) for channel, post_id in wanted[start : start + _BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {table_name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                try:
+                    response = get_resource().batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    raise translate(error) from error
+                for item in response.get("Responses", {}).get(table_name, []):
+                    if "deleted_at" not in item:
+                        channel, post_id = str(item["pk"]).removeprefix("IDENTITY#").split("#", 1)
+                        found[(channel, post_id)] = str(item["conversation_id"])
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def delete(self, deletion: PostDeletion, now: datetime) -> bool:
+        """Replace a stored post with its tombstone; False when no such post is stored.
+
+        The post is looked for in the conversation the deletion names, else where its identity says.
+        Its identity becomes a tombstone too, so an export replayed later does not store it again.
+        """
+        try:
+            identity = self._table.get_item(Key=identity_key(deletion.channel, deletion.id), ConsistentRead=True)
+        except ClientError as error:
+            raise translate(error) from error
+        claimed = identity.get("Item")
+        places = [deletion.conversation_id, claimed.get("conversation_id") if claimed else None]
+        deleted = False
+        for conversation_id in dict.fromkeys(str(place) for place in places if place):
+            deleted = self._tombstone(deletion.channel, conversation_id, deletion.id, now) or deleted
+        if claimed is not None and "deleted_at" not in claimed:
+            try:
+                self._table.put_item(Item={**claimed, "deleted_at": now.isoformat()})
+            except ClientError as error:
+                raise translate(error) from error
+        return deleted
+
+    def _tombstone(self, channel: str, conversation_id: str, post_id: str, now: datetime) -> bool:
+        key = {"pk": conversation_pk(channel, conversation_id), "sk": f"{POST_SK_PREFIX}{post_id}"}
+        tombstone = {**key, "item_type": DELETED_POST_ITEM_TYPE, "deleted_at": now.isoformat()}
+        try:
+            self._table.put_item(
+                Item=tombstone,
+                ConditionExpression="item_type = :post",
+                ExpressionAttributeValues={":post": POST_ITEM_TYPE},
+            )
+        except ClientError as error:
+            translated = translate(error)
+            if isinstance(translated, ConditionFailed):
+                return False
+            raise translated from error
+        return True
+
     def conversation_posts(self, channel: str, conversation_id: str) -> list[Post]:
         condition = Key("pk").eq(conversation_pk(channel, conversation_id)) & Key("sk").begins_with(POST_SK_PREFIX)
         return [
             post_from_item(item)
             for item in query_items(self._table, KeyConditionExpression=condition, ConsistentRead=True)
+            if item.get("item_type") == POST_ITEM_TYPE
         ]
 
     def get(self, channel: str, conversation_id: str, post_id: str) -> Post | None:
@@ -68,4 +211,4 @@ class PostStore:
         except ClientError as error:
             raise translate(error) from error
         item = found.get("Item")
-        return post_from_item(item) if item else None
+        return post_from_item(item) if item and item.get("item_type") == POST_ITEM_TYPE else None

@@ -291,3 +291,12 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="ok when every enabled source is ok.")
     checked_at: datetime
     sources: list[SourceHealth]
+
+
+class DeletedPostResponse(BaseModel):
+    """A post removed on request: its thread is measured again without it."""
+
+    channel: str
+    conversation_id: str
+    post_id: str
+    deleted_at: datetime

@@ -120,6 +120,19 @@ class Post(BaseModel):
         return (self.created_at, len(self.id), self.id)
 
 
+class PostDeletion(BaseModel):
+    """A post removed upstream: a network's tombstone, a delete line of an export, or an admin's request.
+
+    conversation_id is known when the tombstone carries it; otherwise the post is found by its identity.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Channel
+    id: PostId
+    conversation_id: PostId | None = None
+
+
 def _wall_clock(value: time) -> time:
     # An offset means nothing in the calendar's own timezone, and naive and aware times do not compare.
     if value.tzinfo is not None:

@@ -19,22 +19,34 @@ class PostImage(BaseModel):
     id: PostId
 
 
+class DeletedPostImage(BaseModel):
+    """The tombstone a deleted post leaves in its place."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    item_type: Literal["deleted_post"]
+
+
 class PostChange(DynamoDBStreamChangedRecordModel):
-    NewImage: PostImage | None = None
+    NewImage: PostImage | DeletedPostImage | None = None
     OldImage: PostImage | None = None
 
 
 class PostRecord(DynamoDBStreamRecordModel):
-    """A post stored for the first time, or removed (deleted upstream)."""
+    """A post stored for the first time, or deleted (replaced by its tombstone, or removed from the table)."""
 
-    eventName: Literal["INSERT", "REMOVE"]
+    eventName: Literal["INSERT", "MODIFY", "REMOVE"]
     dynamodb: PostChange
 
     @property
+    def is_removal(self) -> bool:
+        return self.eventName != "INSERT"
+
+    @property
     def post(self) -> PostImage:
-        image = self.dynamodb.NewImage if self.eventName == "INSERT" else self.dynamodb.OldImage
-        if image is None:
-            raise ValueError(f"a post {self.eventName} record without its image")
+        image = self.dynamodb.OldImage if self.is_removal else self.dynamodb.NewImage
+        if not isinstance(image, PostImage):
+            raise ValueError(f"a post {self.eventName} record without the post's image")
         return image
 
 
@@ -86,10 +98,16 @@ class StateChangeRecord(DynamoDBStreamRecordModel):
 
 
 def is_post_change(raw: dict[str, Any]) -> bool:
-    """What MeasureFunction's FilterCriteria lets through: a post stored or removed."""
+    """What MeasureFunction's FilterCriteria lets through: a post stored, replaced by its tombstone, or removed."""
     images = raw.get("dynamodb") or {}
-    image = images.get("NewImage") if raw.get("eventName") == "INSERT" else images.get("OldImage")
-    return raw.get("eventName") in ("INSERT", "REMOVE") and (image or {}).get("item_type") == {"S": "post"}
+    new_type = (images.get("NewImage") or {}).get("item_type")
+    old_type = (images.get("OldImage") or {}).get("item_type")
+    event = raw.get("eventName")
+    return (
+        (event == "INSERT" and new_type == {"S": "post"})
+        or (event == "MODIFY" and old_type == {"S": "post"} and new_type == {"S": "deleted_post"})
+        or (event == "REMOVE" and old_type == {"S": "post"})
+    )
 
 
 def is_state_change(raw: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ and skipped; the rest of the page is kept.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -28,7 +28,7 @@ from replyclock.dal.posts import PostStore
 from replyclock.dal.replay_objects import read_export
 from replyclock.dal.sources import SourceStore, StoredCursor
 from replyclock.dal.table import ConditionFailed
-from replyclock.models.domain import Post
+from replyclock.models.domain import Post, PostDeletion
 from replyclock.models.sources import Credentials, Source, SourceKind
 from replyclock.observability import logger
 
@@ -72,6 +72,7 @@ class PollOutcome:
     received: int = 0
     ingested: int = 0
     rejected: int = 0
+    deleted: int = 0
     newest_post_at: datetime | None = None
     retry_after_seconds: float | None = None
 
@@ -98,6 +99,10 @@ class SourceState(Protocol):
 
 class PostWriter(Protocol):
     def put_many(self, posts: Iterable[Post]) -> int: ...
+
+    def put_export_posts(self, posts: Sequence[Post]) -> int: ...
+
+    def delete(self, deletion: PostDeletion, now: datetime) -> bool: ...
 
 
 def poll_source(
@@ -137,7 +142,7 @@ def poll_source(
             except DeadlineExceeded:
                 outcome.status = PollStatus.DEADLINE
                 break
-            _store(page, source, posts, outcome)
+            _store(page, source, posts, outcome, now())
             if page.cursor != cursor:
                 try:
                     version = state.save_cursor(source.id, page.cursor, version, now())
@@ -168,7 +173,7 @@ def _end_lease(state: SourceState, source: Source, owner: str, outcome: PollOutc
         state.release_lease(source.id, owner)
 
 
-def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome) -> None:
+def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome, now: datetime) -> None:
     for rejected in page.rejected:
         logger.warning(
             "rejected item",
@@ -180,7 +185,11 @@ def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome) 
     outcome.pages += 1
     outcome.rejected += len(page.rejected)
     outcome.received += len(page.posts)
-    outcome.ingested += posts.put_many(page.posts)
+    # An export's roots come from the reply chains inside the file; its posts keep one identity across exports.
+    is_export = source.kind is SourceKind.REPLAY
+    outcome.ingested += posts.put_export_posts(page.posts) if is_export else posts.put_many(page.posts)
+    # After the page's posts: a delete line may name a post of the same page.
+    outcome.deleted += sum(posts.delete(deletion, now) for deletion in page.deleted)
     newest = max((post.created_at for post in page.posts), default=None)
     if newest and (outcome.newest_post_at is None or newest > outcome.newest_post_at):
         outcome.newest_post_at = newest
@@ -191,6 +200,7 @@ def emit_metrics(outcome: PollOutcome, now: datetime) -> None:
     metrics.add_dimension(name="source", value=outcome.source_id)
     metrics.add_metric(name="IngestedPosts", unit=MetricUnit.Count, value=outcome.ingested)
     metrics.add_metric(name="IngestRejected", unit=MetricUnit.Count, value=outcome.rejected)
+    metrics.add_metric(name="DeletedPosts", unit=MetricUnit.Count, value=outcome.deleted)
     metrics.add_metric(name="IngestThrottled", unit=MetricUnit.Count, value=int(outcome.status is PollStatus.THROTTLED))
     if outcome.newest_post_at is not None:
         lag = max(0.0, (now - outcome.newest_post_at).total_seconds())

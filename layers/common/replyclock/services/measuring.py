@@ -341,7 +341,7 @@ def new_posts_by_conversation(records: list[dict[str, Any]]) -> dict[tuple[str, 
             continue  # reported by the record handler, which parses it again
         conversation = (image.channel, image.conversation_id)
         known = batch.setdefault(conversation, [])
-        if record.eventName == "REMOVE" or known is None:
+        if record.is_removal or known is None:
             batch[conversation] = None
         else:
             known.append(image.id)
