@@ -10,6 +10,7 @@ function calls in a condition or filter, which is how DynamoDB counts them.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,9 @@ def _checked(action: str) -> Callable[..., Any]:
 
 
 def install() -> None:
+    # moto parses an UpdateExpression recursively, several frames per term, so ~150 ADD terms (well
+    # within DynamoDB's 4 KB) overflow Python's default stack; let it take what DynamoDB takes.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     for action in _ACTIONS:
         if action not in _originals:
             _originals[action] = getattr(DynamoHandler, action)

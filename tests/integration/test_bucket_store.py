@@ -19,8 +19,9 @@ from replyclock.dal.aggregates import (
 from replyclock.dal.table import StoreError, get_table, items_as_sent, query_items
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
-from replyclock.models.domain import Priority, WaitKind
-from tests.support.builders import T0
+from replyclock.models.domain import Brand, Priority, WaitKind
+from tests.support.builders import T0, customer
+from tests.support.expectations import rolled_up_snapshot, stored_buckets, stored_snapshot
 from tests.support.pipeline import Pipeline
 
 KEY = BucketKey("acme", "2026-11-18T10", WaitKind.FIRST, "x", Priority.NORMAL)
@@ -84,3 +85,32 @@ def test_bucket_pages_read_as_sent_equal_what_botocore_parses(pipeline: Pipeline
 def test_an_error_read_as_sent_is_still_a_store_error(pipeline: Pipeline) -> None:
     with items_as_sent(), pytest.raises(StoreError, match="ResourceNotFoundException"):
         list(query_items(get_table("no-such-table"), KeyConditionExpression=Key("pk").eq("AGG#acme")))
+
+
+def test_a_day_that_missed_a_write_of_its_hour_is_rebuilt_from_its_hours_by_the_next_batch(pipeline: Pipeline) -> None:
+    # Given an hourly bucket written without its day following (as when the day's write failed for good)
+    pipeline.add_brands([Brand(id="acme", name="Acme")])
+    pipeline.buckets.apply(GuardedWrite(KEY, some_totals(), guards_read={}, guards_written={guard_name("x"): "1|1"}))
+    assert stored_snapshot(pipeline.buckets, ["acme"], Granularity.DAY) == {}
+
+    # When a batch adds to the same hour
+    pipeline.write([customer("1", 5)])
+    pipeline.run()
+
+    # Then the day holds both: it was rebuilt from its hours, not added to
+    assert stored_snapshot(pipeline.buckets, ["acme"], Granularity.DAY) == rolled_up_snapshot(
+        stored_buckets(pipeline.buckets, ["acme"])
+    )
+    day = get_table(pipeline.table_name).get_item(Key=bucket_item_key(KEY.day()))["Item"]
+    assert day["n_waits"] == 6 and day["h_10"] == 2
+
+
+def test_a_day_follows_its_hours_by_addition_when_it_holds_their_revisions(pipeline: Pipeline) -> None:
+    pipeline.add_brands([Brand(id="acme", name="Acme")])
+    pipeline.write([customer("1", 5)])
+    pipeline.run()
+    pipeline.write([customer("2", 6, conversation="c2", author="bob")])
+    pipeline.run()
+
+    day = get_table(pipeline.table_name).get_item(Key=bucket_item_key(KEY.day()))["Item"]
+    assert (day["n_waits"], day["h_10"], day["rev"]) == (2, 2, 2)

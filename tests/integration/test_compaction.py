@@ -22,7 +22,7 @@ from tests.support.expectations import (
     brand_directory,
     expected_snapshot,
     expected_waits,
-    snapshot,
+    rolled_up_snapshot,
     stored_buckets,
     stored_snapshot,
 )
@@ -90,21 +90,19 @@ def test_guards_younger_than_retention_are_kept(pipeline: Pipeline) -> None:
     assert outcome.guards_removed == 0
 
 
-def test_the_last_hour_of_a_day_compacts_the_daily_buckets_too(pipeline: Pipeline) -> None:
-    # Given a conversation late in a UTC day
+def test_a_daily_bucket_keeps_one_guard_per_hour_not_per_conversation(pipeline: Pipeline) -> None:
+    # Given forty conversations over two hours of one day
     pipeline.add_brands([ACME])
-    late = T0.replace(hour=23)
-    measured_at(pipeline, late + timedelta(minutes=6), [customer("1", 0, start=late), brand("2", 5, start=late)])
-    day_key = BucketKey("acme", Granularity.DAY.label(late), WaitKind.FIRST, "x", Priority.NORMAL, Granularity.DAY)
-    assert len(guards(bucket_item(pipeline, day_key))) == 1
+    posts = [customer(f"{n}", n * 3, conversation=f"c{n}", author=f"u{n}") for n in range(40)]
+    measured_at(pipeline, T0 + timedelta(hours=3), posts)
 
-    # When compaction reaches hour 23 of that day
-    compact(pipeline, late + FIRST_PASS_AGE + timedelta(minutes=5))
-
-    # Then the daily bucket is compacted with it, and still equals the sum of its hours
-    assert guards(bucket_item(pipeline, day_key)) == {}
-    assert stored_snapshot(pipeline.buckets, ["acme"], Granularity.DAY) == snapshot(
-        [(key.day(), totals) for key, totals in stored_buckets(pipeline.buckets, ["acme"])]
+    # Then its daily bucket holds no per-conversation guard, one revision per hour, and the sum of its hours
+    day_key = BucketKey("acme", Granularity.DAY.label(T0), WaitKind.FIRST, "x", Priority.NORMAL, Granularity.DAY)
+    item = bucket_item(pipeline, day_key)
+    assert guards(item) == {}
+    assert sorted(name for name in item if name.startswith("h_")) == ["h_10", "h_11"]
+    assert stored_snapshot(pipeline.buckets, ["acme"], Granularity.DAY) == rolled_up_snapshot(
+        stored_buckets(pipeline.buckets, ["acme"])
     )
 
 

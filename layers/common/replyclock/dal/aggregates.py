@@ -2,10 +2,18 @@
 
 Hourly buckets have sort keys "H#<YYYY-MM-DDTHH>#<kind>#<channel>#<priority>", their daily
 roll-ups "D#<YYYY-MM-DD>#<kind>#<channel>#<priority>", in the same partition "AGG#<brand>".
-Each bucket also keeps, per conversation state that ever changed it, the last state
-version it has applied (a *guard*). A delta is added only together with moving its
-guard forward, in one conditional UpdateItem, so a redelivered stream record can never
-be counted twice, whatever shard or batch it comes back in.
+
+An hourly bucket keeps, per conversation state that changed it lately, the last state
+version it has applied (a *guard*). A delta is added only together with moving its guard
+forward, in one conditional UpdateItem, so a redelivered stream record can never be counted
+twice, whatever shard or batch it comes back in. Every write that adds to it moves its
+revision (`rev`) on by one.
+
+A daily bucket is the sum of its day's hourly buckets. It keeps, per hour, the revision of
+that hour's bucket it holds (`h_<HH>`), so it has at most 24 guards however many
+conversations its day had: a batch adds what it added to an hour to the day only if the day
+holds exactly the hour's revision before that write; otherwise the day is rebuilt from its
+hours (`rebuild_day`).
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ from replyclock.models.domain import Priority, WaitKind
 
 BUCKET_ITEM_TYPE = "bucket"
 GUARD_PREFIX = "g_"
-# Every write adds 1: what a reconcile conditions its rewrite on, so no delta applied meanwhile is overwritten.
+# Every write that adds moves it on by 1: a rewrite is conditioned on it, so no delta applied meanwhile is lost.
 REVISION = "rev"
+# A daily bucket's guard of one hour: the revision of that hour's bucket it holds.
+HOUR_GUARD_PREFIX = "h_"
 # Stream records live 24 hours; a guard older than this can no longer be challenged by a redelivery.
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
@@ -127,7 +137,9 @@ def same_sums(first: BucketTotals, second: BucketTotals) -> bool:
     return _additions(first) == _additions(second)
 
 
-def stored_bucket(key: BucketKey, totals: BucketTotals, guards: Mapping[str, str] | None = None) -> dict[str, Any]:
+def stored_bucket(
+    key: BucketKey, totals: BucketTotals, guards: Mapping[str, str | int] | None = None
+) -> dict[str, Any]:
     """The item a new bucket is once `totals` (and these guards) were applied to it, as BucketStore.apply leaves it.
 
     For building datasets (benchmarks, tests) without replaying every delta through DynamoDB.
@@ -203,10 +215,13 @@ def _render(write: GuardedWrite) -> _Expression:
         names[f"#k{position}"] = attribute
         values[f":k{position}"] = value
         sets.append(f"#k{position} = :k{position}")
-    names["#rev"] = REVISION
-    values[":one"] = 1
-    adds.append("#rev :one")
-    update = f"SET {', '.join(sets)} ADD {', '.join(adds)}"
+    if write.guards_written:
+        names["#rev"] = REVISION
+        values[":one"] = 1
+        adds.append("#rev :one")
+    update = f"SET {', '.join(sets)}"
+    if adds:
+        update += f" ADD {', '.join(adds)}"
     # Each condition is one comparison or function, joined by AND: 2n - 1 operators.
     operators = 2 * len(conditions) - 1
     condition = " AND ".join(conditions)
@@ -235,6 +250,35 @@ def write_fits(write: GuardedWrite) -> bool:
     return _render(replace(write, guards_expired={})).fits()
 
 
+def hour_guard_name(hour: str) -> str:
+    """The daily bucket's guard of an hour ("YYYY-MM-DDTHH")."""
+    return HOUR_GUARD_PREFIX + hour[-2:]
+
+
+def hours_of(day: BucketKey) -> list[BucketKey]:
+    """The 24 hourly buckets whose sum a daily bucket is."""
+    return [replace(day, period=f"{day.period}T{hour:02d}", granularity=Granularity.HOUR) for hour in range(24)]
+
+
+@dataclass(frozen=True)
+class BucketGuards:
+    """What exactly-once writing needs of a bucket: its state guards, its hours' revisions (daily), its revision."""
+
+    guards: dict[str, str] = field(default_factory=dict)
+    hours: dict[str, int] = field(default_factory=dict)
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class HourAdded:
+    """What a batch added to one hourly bucket, for its day: the sum, and the hour's revision before and after."""
+
+    key: BucketKey
+    totals: BucketTotals
+    revision_before: int
+    revision_after: int
+
+
 @dataclass(frozen=True)
 class StoredBucket:
     """A bucket as read whole: its sums, its guards, and its revision (0: no such item yet)."""
@@ -248,14 +292,20 @@ class BucketStore:
     def __init__(self, table_name: str) -> None:
         self._table = get_table(table_name)
 
-    def read_guards(self, keys: Iterable[BucketKey]) -> dict[BucketKey, dict[str, str]]:
-        """Every guard of each bucket (an absent bucket has none)."""
+    def read_guards(self, keys: Iterable[BucketKey]) -> dict[BucketKey, BucketGuards]:
+        """Guards and revision of each bucket (an absent bucket has none, at revision 0)."""
+        return {key: _bucket_guards(item) if item else BucketGuards() for key, item in self._get_many(keys).items()}
+
+    def _get_many(self, keys: Iterable[BucketKey]) -> dict[BucketKey, dict[str, Any] | None]:
         wanted = sorted(set(keys))
-        guards: dict[BucketKey, dict[str, str]] = {key: {} for key in wanted}
+        found: dict[BucketKey, dict[str, Any] | None] = dict.fromkeys(wanted)
         table_name = self._table.name
         for start in range(0, len(wanted), _BATCH_GET_LIMIT):
             request: dict[str, Any] = {
-                table_name: {"Keys": [bucket_item_key(key) for key in wanted[start : start + _BATCH_GET_LIMIT]]}
+                table_name: {
+                    "Keys": [bucket_item_key(key) for key in wanted[start : start + _BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
             }
             while request:
                 try:
@@ -263,9 +313,9 @@ class BucketStore:
                 except ClientError as error:
                     raise translate(error) from error
                 for item in response.get("Responses", {}).get(table_name, []):
-                    guards[bucket_key_from_item(item)] = _guards_of(item)
+                    found[bucket_key_from_item(item)] = item
                 request = dict(response.get("UnprocessedKeys") or {})
-        return guards
+        return found
 
     def guards_of_period(self, brand_id: str, granularity: Granularity, period: str) -> dict[BucketKey, dict[str, str]]:
         """The guards of every bucket of a brand's hour ("YYYY-MM-DDTHH") or day ("YYYY-MM-DD")."""
@@ -289,7 +339,9 @@ class BucketStore:
                 )
         return found
 
-    def rewrite(self, key: BucketKey, totals: BucketTotals, guards: Mapping[str, str], read_revision: int) -> None:
+    def rewrite(
+        self, key: BucketKey, totals: BucketTotals, guards: Mapping[str, str | int], read_revision: int
+    ) -> None:
         """Replace the bucket with these sums and guards, only if no write reached it since it was read.
 
         ConditionFailed when one did (its revision moved): read it again and recompute.
@@ -304,10 +356,10 @@ class BucketStore:
         except ClientError as error:
             raise translate(error) from error
 
-    def apply(self, write: GuardedWrite) -> tuple[str, ...]:
+    def apply(self, write: GuardedWrite) -> tuple[tuple[str, ...], int]:
         """ADD the sums and move the guards, only if no guard moved since they were read.
 
-        Returns the expired guards it removed (those that fit in the expression).
+        Returns the expired guards it removed (those that fit in the expression) and the bucket's revision after.
         Raises WriteTooLarge when the sums and guards alone exceed DynamoDB's expression limits.
         """
         expression = _render(write)
@@ -318,14 +370,84 @@ class BucketStore:
             "UpdateExpression": expression.update,
             "ExpressionAttributeNames": expression.names,
             "ExpressionAttributeValues": expression.values,
+            "ReturnValues": "UPDATED_NEW",
         }
         if expression.condition:
             request["ConditionExpression"] = expression.condition
         try:
-            self._table.update_item(**request)
+            response = self._table.update_item(**request)
         except ClientError as error:
             raise translate(error) from error
-        return expression.removed
+        revision = response.get("Attributes", {}).get(REVISION, 0)
+        return expression.removed, int(str(revision))
+
+    def add_to_day(self, day: BucketKey, hours: Iterable[HourAdded]) -> None:
+        """Add what a batch added to some hours of the day, if the day holds exactly those hours' revisions before.
+
+        ConditionFailed otherwise (an hour's write it missed, or one applied meanwhile), WriteTooLarge when the
+        additions exceed one UpdateItem's expression: see rebuild_day.
+        """
+        totals = BucketTotals()
+        names = {"#rev": REVISION}
+        values: dict[str, Any] = {":one": 1}
+        sets, conditions = [], []
+        for position, added in enumerate(sorted(hours, key=lambda added: added.key)):
+            totals.merge(added.totals)
+            names[f"#h{position}"] = hour_guard_name(added.key.period)
+            values[f":h{position}"] = added.revision_after
+            sets.append(f"#h{position} = :h{position}")
+            if added.revision_before:
+                values[f":b{position}"] = added.revision_before
+                conditions.append(f"#h{position} = :b{position}")
+            else:
+                conditions.append(f"attribute_not_exists(#h{position})")
+        adds = ["#rev :one"]
+        for position, (attribute, amount) in enumerate(sorted(_additions(totals).items())):
+            names[f"#a{position}"] = attribute
+            values[f":a{position}"] = amount
+            adds.append(f"#a{position} :a{position}")
+        for position, (attribute, value) in enumerate(
+            (("item_type", BUCKET_ITEM_TYPE), ("brand_id", day.brand_id), (day.granularity.value, day.period))
+        ):
+            names[f"#k{position}"] = attribute
+            values[f":k{position}"] = value
+            sets.append(f"#k{position} = :k{position}")
+        update = f"SET {', '.join(sets)} ADD {', '.join(adds)}"
+        if len(update.encode()) > MAX_EXPRESSION_BYTES:
+            raise WriteTooLarge(f"{day}: the day's additions do not fit in one UpdateItem")
+        try:
+            self._table.update_item(
+                Key=bucket_item_key(day),
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            raise translate(error) from error
+
+    def rebuild_day(self, day: BucketKey) -> bool:
+        """Make a daily bucket the sum of its hourly buckets as they are now, with their revisions; False if it was.
+
+        ConditionFailed when the day was written meanwhile: read again and decide again.
+        """
+        found = self._get_many([day, *hours_of(day)])
+        totals = BucketTotals()
+        hour_guards: dict[str, int] = {}
+        for key in hours_of(day):
+            item = found[key]
+            if item is not None:
+                totals.merge(totals_from_item(item))
+                hour_guards[hour_guard_name(key.period)] = int(item.get(REVISION, 0))
+        current = found[day]
+        if current is not None:
+            held = {name: int(value) for name, value in current.items() if name.startswith(HOUR_GUARD_PREFIX)}
+            if held == hour_guards and same_sums(totals, totals_from_item(current)):
+                return False
+        elif not hour_guards:
+            return False
+        self.rewrite(day, totals, hour_guards, int(current.get(REVISION, 0)) if current else 0)
+        return True
 
     def remove_guards(self, key: BucketKey, guards: Mapping[str, str]) -> int:
         """Remove guards that still hold the values read, in as many UpdateItems as the limits need.
@@ -338,7 +460,7 @@ class BucketStore:
         while remaining:
             write = GuardedWrite(key, BucketTotals(), guards_read={}, guards_written={}, guards_expired=remaining)
             try:
-                done = self.apply(write)
+                done, _ = self.apply(write)
             except ConditionFailed:
                 break
             removed += len(done)
@@ -370,6 +492,15 @@ def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str]
     cutoff = (now - GUARD_RETENTION).timestamp()
     kept = set(keep)
     return {name: value for name, value in guards.items() if name not in kept and _guard_time(value) < cutoff}
+
+
+def _bucket_guards(item: Mapping[str, Any]) -> BucketGuards:
+    hours = {
+        f"{item.get('day', '')}T{name.removeprefix(HOUR_GUARD_PREFIX)}": int(value)
+        for name, value in item.items()
+        if name.startswith(HOUR_GUARD_PREFIX)
+    }
+    return BucketGuards(_guards_of(item), hours, int(item.get(REVISION, 0)))
 
 
 def _guards_of(item: Mapping[str, Any]) -> dict[str, str]:

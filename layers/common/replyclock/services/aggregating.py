@@ -1,7 +1,10 @@
 """aggregate: add the exact delta of each conversation-state change to its hourly and daily buckets, once.
 
-Daily buckets are roll-ups: each hourly delta is also added to the bucket of its UTC day, through the
-same guarded write (one UpdateItem per touched bucket per batch), so both stay exact under redelivery.
+Hourly buckets are written with per-state guards (one UpdateItem per touched bucket per batch). Daily
+buckets follow their hours: what a batch added to an hour is added to the day in one UpdateItem per
+touched day, conditioned on the day holding exactly the hour revisions it had before; when it does not
+(a write it missed, a write applied meanwhile), the day is rebuilt from its 24 hours. A daily bucket so
+keeps at most 24 small guards, however many conversations its day had, and stays the sum of its hours.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from pydantic import ValidationError
 
 from replyclock.dal.aggregates import (
+    BucketGuards,
     BucketStore,
     GuardedWrite,
+    HourAdded,
+    WriteTooLarge,
     expired_guards,
     guard_name,
     guard_value,
@@ -24,7 +31,7 @@ from replyclock.dal.aggregates import (
     write_fits,
 )
 from replyclock.dal.table import ConditionFailed, StoreError
-from replyclock.logic.aggregation import BucketKey, BucketTotals, rolled_up, state_delta
+from replyclock.logic.aggregation import BucketKey, BucketTotals, state_delta
 from replyclock.models.domain import ConversationState
 from replyclock.models.records import StateChangeRecord
 from replyclock.observability import logger
@@ -41,52 +48,134 @@ class StateChange:
     version: int
     old: ConversationState | None
     new: ConversationState | None
-    deltas: dict[BucketKey, BucketTotals] = field(init=False, compare=False)
+    deltas: dict[BucketKey, BucketTotals] = field(init=False, compare=False)  # per hourly bucket
 
     def __post_init__(self) -> None:
-        hourly = state_delta(self.old, self.new)
-        object.__setattr__(self, "deltas", hourly | rolled_up(hourly))
+        object.__setattr__(self, "deltas", state_delta(self.old, self.new))
 
 
 @dataclass
 class AggregateOutcome:
     buckets_written: int = 0
+    days_rebuilt: int = 0
     failed_sequence_numbers: set[str] = field(default_factory=set)
 
 
 def apply_state_changes(store: BucketStore, changes: Sequence[StateChange], now: datetime) -> AggregateOutcome:
-    """Sum the changes per bucket and write each bucket once; report the changes whose bucket failed."""
+    """Sum the changes per hourly bucket and write each once, then each touched day; report what failed."""
     contributions: dict[BucketKey, list[StateChange]] = defaultdict(list)
     for change in changes:
         for key in change.deltas:
             contributions[key].append(change)
     outcome = AggregateOutcome()
-    guards = store.read_guards(contributions) if contributions else {}
+    if not contributions:
+        return outcome
+    days: dict[BucketKey, list[BucketKey]] = defaultdict(list)
+    for key in contributions:
+        days[key.day()].append(key)
+    read = store.read_guards([*contributions, *days])
+    added: dict[BucketKey, HourAdded] = {}
     for key in sorted(contributions):
         try:
-            outcome.buckets_written += _apply_bucket(store, key, contributions[key], guards[key], now)
+            added[key], writes = _apply_hour(store, key, contributions[key], read[key], now)
         except StoreError:
             outcome.failed_sequence_numbers.update(change.sequence_number for change in contributions[key])
+            continue
+        outcome.buckets_written += writes
+    for day, hours in sorted(days.items()):
+        followed = [added.get(hour) or _unchanged(hour, read[hour]) for hour in hours]
+        try:
+            done = _follow_hours(store, day, followed, read[day].hours)
+        except StoreError:
+            outcome.failed_sequence_numbers.update(
+                change.sequence_number for hour in hours for change in contributions[hour]
+            )
+            continue
+        outcome.buckets_written += done is not DayWrite.NONE
+        outcome.days_rebuilt += done is DayWrite.REBUILT
     return outcome
 
 
-def _apply_bucket(
-    store: BucketStore, key: BucketKey, changes: list[StateChange], guards: dict[str, str], now: datetime
-) -> int:
-    written = 0
+class DayWrite(Enum):
+    NONE = "none"
+    ADDED = "added"
+    REBUILT = "rebuilt"
+
+
+def _unchanged(hour: BucketKey, guards: BucketGuards) -> HourAdded:
+    return HourAdded(hour, BucketTotals(), guards.revision, guards.revision)
+
+
+def _apply_hour(
+    store: BucketStore, key: BucketKey, changes: list[StateChange], guards: BucketGuards, now: datetime
+) -> tuple[HourAdded, int]:
+    """Write the changes' deltas to one hourly bucket: what was added with the revisions around it, and the writes.
+
+    revision_before is -1 when another invocation wrote the hour between our writes: what the hour then
+    holds is not only ours to add to its day, which is rebuilt instead.
+    """
+    totals = BucketTotals()
+    revision_before = revision = guards.revision
+    writes = 0
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            for write in _guarded_writes(key, changes, guards, now):
-                store.apply(write)
-                written += 1
-            return written
+            for write in _guarded_writes(key, changes, guards.guards, now):
+                _, written = store.apply(write)
+                totals.merge(write.totals)
+                writes += 1
+                if written != revision + 1:
+                    revision_before = -1
+                revision = written
+            return HourAdded(key, totals, revision_before, revision), writes
         except ConditionFailed:
             # Another invocation moved one of our guards (or we applied part of the writes): re-read, so
             # nothing it or we applied is applied again.
             if attempt == MAX_ATTEMPTS:
                 raise
             guards = store.read_guards([key])[key]
+            if guards.revision != revision:
+                revision_before = -1
+            revision = guards.revision
     raise AssertionError("unreachable")
+
+
+def _follow_hours(store: BucketStore, day: BucketKey, hours: list[HourAdded], held: dict[str, int]) -> DayWrite:
+    """Bring a daily bucket up to these hours: add what they added, or rebuild it from its hours."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if attempt > 1:
+            held = store.read_guards([day])[day].hours
+        pending = _to_add(hours, held)
+        try:
+            if pending is None:
+                return DayWrite.REBUILT if store.rebuild_day(day) else DayWrite.NONE
+            if not pending:
+                return DayWrite.NONE
+            try:
+                store.add_to_day(day, pending)
+            except WriteTooLarge:
+                return DayWrite.REBUILT if store.rebuild_day(day) else DayWrite.NONE
+            return DayWrite.ADDED
+        except ConditionFailed:
+            # The day was written meanwhile (another batch's hours): look again.
+            if attempt == MAX_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _to_add(hours: list[HourAdded], held: dict[str, int]) -> list[HourAdded] | None:
+    """The hours whose additions the day still needs; None when the day must be rebuilt from its hours.
+
+    `held` is the revision of each hour the day holds.
+    """
+    pending = []
+    for hour in hours:
+        holds = held.get(hour.key.period, 0)
+        if holds >= hour.revision_after:
+            continue  # nothing new here, or the day is already past it
+        if hour.revision_before < 0 or holds != hour.revision_before:
+            return None
+        pending.append(hour)
+    return pending
 
 
 def _guarded_writes(

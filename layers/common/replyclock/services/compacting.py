@@ -75,17 +75,13 @@ def _compact_hour(
     out_of_time: Callable[[], bool],
 ) -> bool:
     """Compact every brand's buckets of this hour (first pass) and of the hour a week before it (second pass)."""
-    periods = []
-    for visited in (hour, hour - (SECOND_PASS_AGE - FIRST_PASS_AGE)):
-        periods.append((Granularity.HOUR, Granularity.HOUR.label(visited)))
-        if visited.hour == 23:
-            # The day's last hour is past: so is every hourly write its daily bucket collects early on.
-            periods.append((Granularity.DAY, Granularity.DAY.label(visited)))
+    # Daily buckets keep one guard per hour, not per state: they never need compacting.
+    periods = [Granularity.HOUR.label(visited) for visited in (hour, hour - (SECOND_PASS_AGE - FIRST_PASS_AGE))]
     for brand_id in brands:
         if out_of_time():
             return False
-        for granularity, period in periods:
-            _compact_period(store, brand_id, granularity, period, now, outcome)
+        for period in periods:
+            _compact_period(store, brand_id, period, now, outcome)
     return True
 
 
@@ -101,10 +97,8 @@ def _hours_due(previous: str | None, now: datetime) -> list[datetime]:
     return hours
 
 
-def _compact_period(
-    store: BucketStore, brand_id: str, granularity: Granularity, period: str, now: datetime, outcome: CompactionOutcome
-) -> None:
-    for key, guards in store.guards_of_period(brand_id, granularity, period).items():
+def _compact_period(store: BucketStore, brand_id: str, hour: str, now: datetime, outcome: CompactionOutcome) -> None:
+    for key, guards in store.guards_of_period(brand_id, Granularity.HOUR, hour).items():
         expired = expired_guards(guards, now)
         if expired:
             outcome.guards_removed += store.remove_guards(key, expired)

@@ -1,4 +1,4 @@
-"""Reconcile: rebuild a brand's hourly and daily buckets of some UTC days from the exact conversation states.
+"""Reconcile: rebuild a brand's hourly buckets of some UTC days from the exact conversation states, then their days.
 
 Buckets are sums of stream deltas; a delta that never arrived (a parked record whose lane changed again
 before the re-drive, a record that left the stream) leaves them off for good. Lanes and archived waits
@@ -7,7 +7,8 @@ are exact, so the buckets of any days can be recomputed from them and the differ
 A rewrite stays exactly-once with the aggregate step running: it moves the guard of every state item it
 counted (or that the bucket had counted) to the version it read, so a record still in flight for an
 older version is skipped and a newer one adds on top; and it is conditioned on the bucket's revision,
-so a delta applied between the read and the rewrite makes it read and recompute again.
+so a delta applied between the read and the rewrite makes it read and recompute again. Each daily
+bucket is then rebuilt from its hours (BucketStore.rebuild_day).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from replyclock.dal.aggregates import (
 )
 from replyclock.dal.conversations import ConversationStore, state_key
 from replyclock.dal.table import ConditionFailed
-from replyclock.logic.aggregation import BucketKey, BucketTotals, rolled_up, totals_by_bucket
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, totals_by_bucket
 from replyclock.models.domain import ConversationState
 from replyclock.observability import logger
 
@@ -51,6 +52,7 @@ class ReconcileOutcome:
     states_read: int = 0
     buckets_read: int = 0
     buckets_rewritten: int = 0
+    days_rebuilt: int = 0
     attempts: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -66,19 +68,21 @@ def source_key(state: ConversationState) -> str:
 def rewrites(
     stored: Mapping[BucketKey, StoredBucket], states: Iterable[ConversationState], days: set[str], now: datetime
 ) -> list[Rewrite]:
-    """The buckets of `days` whose sums or guards differ from what the states say, as they should be."""
+    """The hourly buckets of `days` whose sums or guards differ from what the states say, as they should be."""
     exact: dict[BucketKey, BucketTotals] = defaultdict(BucketTotals)
     counted: dict[BucketKey, set[str]] = defaultdict(set)
     versions: dict[str, int] = {}
     for state in states:
         guard = guard_name(source_key(state))
         versions[guard] = state.version
-        hourly = {key: totals for key, totals in totals_by_bucket(state.waits).items() if key.period[:10] in days}
-        for key, totals in (hourly | rolled_up(hourly)).items():
+        for key, totals in totals_by_bucket(state.waits).items():
+            if key.period[:10] not in days:
+                continue
             exact[key].merge(totals)
             counted[key].add(guard)
     changed: list[Rewrite] = []
-    for key in sorted(set(stored) | set(exact)):
+    hourly = {key for key in stored if key.granularity is Granularity.HOUR}
+    for key in sorted(hourly | set(exact)):
         old = stored.get(key, StoredBucket(BucketTotals(), {}, 0))
         guards = dict(old.guards)
         for guard in counted[key] | (set(old.guards) & set(versions)):
@@ -111,9 +115,12 @@ def reconcile_days(
         states = conversations.states_of_brand(brand_id, lanes_since, until)
         outcome.states_read, outcome.buckets_read = len(states), len(stored)
         try:
-            for rewrite in rewrites(stored, states, days, now):
+            changed = rewrites(stored, states, days, now)
+            for rewrite in changed:
                 buckets.rewrite(rewrite.key, rewrite.totals, rewrite.guards, rewrite.read_revision)
                 outcome.buckets_rewritten += 1
+            for day in sorted({key.day() for key in stored} | {rewrite.key.day() for rewrite in changed}):
+                outcome.days_rebuilt += buckets.rebuild_day(day)
         except ConditionFailed:
             # The aggregate step wrote one of these buckets meanwhile: read again; what was rewritten now agrees.
             logger.info("bucket changed while reconciling; reading again", brand=brand_id, attempt=attempt)
