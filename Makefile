@@ -59,7 +59,7 @@ help:
 	@echo "make deploy     sam build && sam deploy --guided (needs real AWS credentials)"
 	@echo "make bench      python -m benchmarks"
 	@echo "make run        the whole service locally on a demo dataset (moto server, no AWS, no Docker)"
-	@echo "make replay FILE=export.csv [SLA=3600] [FORMAT=twcs|jsonl]"
+	@echo "make replay FILE=export.csv [SLA=3600] [FORMAT=twcs|jsonl] [WORKERS=1]"
 	@echo "                backtest an export through the local stack: one JSON summary per brand"
 	@echo "make venv       create/update .venv only;  make sam-venv: .sam-venv only"
 	@echo "make clean      build output and caches;  make distclean: also both venvs"
@@ -144,9 +144,9 @@ run: $(DEV_STAMP)
 
 SLA ?= 3600
 replay: $(DEV_STAMP)
-	@test -n "$(FILE)" || { echo "usage: make replay FILE=path/to/export.csv [SLA=3600] [FORMAT=twcs|jsonl]" >&2; exit 2; }
+	@test -n "$(FILE)" || { echo "usage: make replay FILE=path/to/export.csv [SLA=3600] [FORMAT=twcs|jsonl] [WORKERS=1]" >&2; exit 2; }
 	@# Not echoed: stdout carries only the JSON lines, for scripts (progress goes to stderr).
-	@$(BIN)/replyclock replay "$(FILE)" --sla-seconds "$(SLA)" --json $(if $(FORMAT),--format "$(FORMAT)")
+	@$(BIN)/replyclock replay "$(FILE)" --sla-seconds "$(SLA)" --json $(if $(FORMAT),--format "$(FORMAT)") $(if $(WORKERS),--workers "$(WORKERS)")
 
 # --- housekeeping --------------------------------------------------------------
 

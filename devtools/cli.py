@@ -1,13 +1,14 @@
 """`replyclock`: run the whole service on this machine, or backtest an export through it.
 
     replyclock run [--replay FILE [--format twcs|jsonl]] [--port 3000] [--speed 12]
-    replyclock replay FILE [--format twcs|jsonl] [--sla-seconds 3600] [--json]
+    replyclock replay FILE [--format twcs|jsonl] [--sla-seconds 3600] [--json] [--workers N]
     replyclock demo OUT.jsonl
 
-Both commands start the local stack (devtools.localstack): moto in server mode on
-127.0.0.1, the template's resources, its functions in their own processes, their stream
-mappings, schedules and HTTP API. Heavy imports happen inside the commands, so that
-`replyclock --help` is instant.
+`run` starts the local stack (devtools.localstack): moto in server mode on 127.0.0.1, the
+template's resources, its functions in their own processes, their stream mappings, schedules
+and HTTP API. `replay` computes in-process with the functions' own domain modules
+(services.backtesting), so no HTTP call or time limit stands between an export and its
+figures. Heavy imports happen inside the commands, so that `replyclock --help` is instant.
 """
 
 from __future__ import annotations
@@ -75,14 +76,19 @@ def export_format(path: Path, given: str | None) -> str:
 
 
 def read_export(path: Path, given_format: str | None) -> Export:
-    from replyclock.connectors.replay import jsonl_entries, twcs_entries
+    from replyclock.connectors.replay import MalformedExport, jsonl_entries, twcs_entries
     from replyclock.models.domain import Post
 
     if not path.is_file():
         raise SystemExit(f"no such file: {path}")
     kind = export_format(path, given_format)
-    text = path.read_bytes().decode("utf-8-sig")
-    entries = twcs_entries(text) if kind == "twcs" else jsonl_entries(text)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+        entries = twcs_entries(text) if kind == "twcs" else jsonl_entries(text)
+    except UnicodeDecodeError as error:
+        raise SystemExit(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except MalformedExport as error:
+        raise SystemExit(f"{path} is not a {kind} export: {error}") from None
     posts = [entry for entry in entries if isinstance(entry, Post)]
     if not posts:
         raise SystemExit(f"{path} holds no post the {kind} reader accepts")
@@ -323,47 +329,37 @@ def _print_banner(console: Console, stack: LocalStack, export: Export, brands: l
 
 
 def command_replay(args: argparse.Namespace) -> int:
-    """Ingest FILE, drain the stream, print GET /metrics/summary per brand over the file's span.
+    """Print each brand's summary over FILE's whole span, computed in-process (services.backtesting).
 
     The sweeper does not run: a mention the file never answers stays pending rather than
     breached, so `sla` judges the answered waits (and compliance is met / (met + breached)).
     """
     from devtools.localstack.console import Console
-    from devtools.localstack.stack import LocalStack, StackOptions, configure
+    from replyclock.logic.metrics import TimeWindow
+    from replyclock.services.backtesting import backtest
 
     console = Console(sys.stderr)
-    export = read_export(Path(args.file), args.format)
-    if export.window_days > LONGEST_WINDOW_DAYS:
-        raise SystemExit(
-            f"{export.path} spans {export.window_days} days; the API summarizes at most {LONGEST_WINDOW_DAYS}"
-        )
-    overrides = {"MaxWindowDays": str(export.window_days)}
-    stack = LocalStack(StackOptions(api_port=args.port, parameter_overrides=overrides, log_dir=args.logs))
     started = time.monotonic()
-    try:
-        stack.start()
-        brands = backtest_brands(export.brand_ids, args.sla_seconds)
-        configure(stack, brands, [replay_source(export)])
-        replay_with_progress(
-            stack, console, len(export.posts), export.path.name, lambda: stack.ingest(SOURCE_ID), args.timeout
-        )
-        results = summaries(stack, export.brand_ids, export.window)
-        parked = stack.parked()
-    finally:
-        stack.stop()
-    console.print(
-        f"{len(export.posts)} posts, {len(results)} brands, {time.monotonic() - started:.1f} s"
-        f" (function logs: {stack.log_dir})"
+    export = read_export(Path(args.file), args.format)
+    result = backtest(
+        export.posts,
+        backtest_brands(export.brand_ids, args.sla_seconds),
+        TimeWindow(*export.window),
+        workers=args.workers,
     )
+    console.print(
+        f"{len(export.posts)} posts ({export.rejected} rejected), {len(result.summaries)} brands,"
+        f" {time.monotonic() - started:.1f} s"
+    )
+    summaries = {brand_id: summary.model_dump(mode="json") for brand_id, summary in result.summaries.items()}
     if args.json:
-        for brand_id, summary in results.items():
+        for brand_id, summary in summaries.items():
             print(json.dumps({"brand": brand_id, "summary": summary}), flush=True)
     else:
-        print_summary_table(Console(), results)
-    if parked:
-        console.print(f"warning: {parked} stream record(s) exhausted their retries and were parked; see the logs")
-        return 3
-    return 0
+        print_summary_table(Console(), summaries)
+    for brand_id, reason in result.failures.items():
+        console.print(f"error: could not summarise {brand_id}: {reason}")
+    return 4 if result.failures else 0
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -411,9 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="every brand's target for every priority, calendar clock (default 3600)",
     )
     replay.add_argument("--json", action="store_true", help='one JSON line per brand: {"brand", "summary"}')
-    replay.add_argument("--port", type=int, default=0, help="HTTP API port on 127.0.0.1 (default: any free one)")
-    replay.add_argument("--logs", type=Path, metavar="DIR", help="write function logs here")
-    replay.add_argument("--timeout", type=float, default=900.0, help="longest wait for the stream to drain, s")
+    replay.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes to fold conversations in (default 1)"
+    )
     replay.set_defaults(command=command_replay)
 
     demo = commands.add_parser("demo", help="write the demo dataset as JSONL")
