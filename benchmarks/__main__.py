@@ -33,7 +33,7 @@ ENVIRONMENT = {
     "POWERTOOLS_METRICS_DISABLED": "true",
 }
 # What `make bench` runs, in this order.
-BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "thread_length", "ingest")
+BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "thread_length", "ingest", "backtest")
 # Runnable by name, not part of `make bench`: api_rollups (hourly buckets alone vs daily roll-ups, ~3 minutes)
 # measured the decision recorded in docs/design-decisions.md.
 OPTIONAL = ("api_rollups",)
@@ -45,6 +45,7 @@ TITLES = {
     "measuring": "Measuring path throughput and DynamoDB cost per post",
     "thread_length": "Measuring cost against thread length (10 to 20,000 posts); the twcs head live and as a backfill",
     "ingest": "Ingest: posts per second parsed and written, per connector",
+    "backtest": "Backtest (`make replay`) of a generated 1,000,000-post twcs export: time and peak memory",
 }
 
 

@@ -97,11 +97,9 @@ def read_export(path: Path, given_format: str | None) -> Export:
 
 def backtest_brands(brand_ids: list[str], sla_seconds: int) -> list[Brand]:
     """Each brand with one calendar-clock policy of `sla_seconds` for every priority."""
-    from replyclock.models.domain import Brand, Clock, SLAPolicy, SLATargets
+    from replyclock.services.backtesting import uniform_policy_brands
 
-    targets = SLATargets(urgent=sla_seconds, high=sla_seconds, normal=sla_seconds, low=sla_seconds)
-    policy = SLAPolicy(version=1, targets=targets, clock=Clock.CALENDAR)
-    return [Brand(id=brand_id, name=brand_id, sla_policies=[policy]) for brand_id in brand_ids]
+    return uniform_policy_brands(brand_ids, sla_seconds)
 
 
 def replay_source(export: Export) -> Source:
@@ -335,20 +333,23 @@ def command_replay(args: argparse.Namespace) -> int:
     breached, so `sla` judges the answered waits (and compliance is met / (met + breached)).
     """
     from devtools.localstack.console import Console
-    from replyclock.logic.metrics import TimeWindow
-    from replyclock.services.backtesting import backtest
+    from replyclock.services.backtesting import NotAnExport, backtest_export
 
     console = Console(sys.stderr)
     started = time.monotonic()
-    export = read_export(Path(args.file), args.format)
-    result = backtest(
-        export.posts,
-        backtest_brands(export.brand_ids, args.sla_seconds),
-        TimeWindow(*export.window),
-        workers=args.workers,
-    )
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    kind = export_format(path, args.format)
+    try:
+        outcome = backtest_export(path, kind, args.sla_seconds, workers=args.workers)
+    except UnicodeDecodeError as error:
+        raise SystemExit(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except NotAnExport as error:
+        raise SystemExit(f"{path} is not a {kind} export: {error}") from None
+    result = outcome.result
     console.print(
-        f"{len(export.posts)} posts ({export.rejected} rejected), {len(result.summaries)} brands,"
+        f"{outcome.facts.posts} posts ({outcome.facts.rejected} rejected), {len(result.summaries)} brands,"
         f" {time.monotonic() - started:.1f} s"
     )
     summaries = {brand_id: summary.model_dump(mode="json") for brand_id, summary in result.summaries.items()}

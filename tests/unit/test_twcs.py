@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from replyclock.connectors.twcs import RejectedRow, TwcsRow, conversation_roots, posts_from_rows, read_rows
+from replyclock.connectors.twcs import (
+    RejectedRow,
+    TwcsRow,
+    conversation_roots,
+    posts_from_rows,
+    read_rows,
+    twitter_time,
+)
 from replyclock.models.domain import AuthorRole
 
 HEADER = "tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id\n"
@@ -60,3 +69,14 @@ def test_reply_cycles_do_not_hang() -> None:
     text = HEADER + ("1,1,True,Tue Oct 31 22:10:47 +0000 2017,a,,2\n2,1,True,Tue Oct 31 22:10:48 +0000 2017,b,,1\n")
     roots = conversation_roots(rows(text))
     assert roots["1"] == roots["2"]
+
+
+@given(
+    st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.integers(-14 * 60, 14 * 60),
+)
+def test_twitter_times_read_as_strptime_reads_them(moment: datetime, offset_minutes: int) -> None:
+    zone = timezone(timedelta(minutes=offset_minutes))
+    text = moment.replace(microsecond=0, tzinfo=zone).strftime("%a %b %d %H:%M:%S %z %Y")
+
+    assert twitter_time(text) == datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y")

@@ -100,6 +100,10 @@ def _country_holidays(country: str, subdivision: str | None, year: int) -> froze
     return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year).keys())
 
 
+_SCHEDULE_CACHE_SIZE = 256
+_SCHEDULES: dict[int, tuple[BusinessCalendar, _Schedule]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class _Schedule:
     """A calendar prepared for day-by-day walking: intervals merged per weekday, holidays as sets."""
@@ -112,14 +116,23 @@ class _Schedule:
 
     @classmethod
     def of(cls, calendar: BusinessCalendar) -> _Schedule:
+        # Every wait measures business time against its brand's calendar: prepare each calendar object once.
+        cached = _SCHEDULES.get(id(calendar))
+        if cached is not None and cached[0] is calendar:
+            return cached[1]
         week = tuple(_merged_intervals(calendar, weekday) for weekday in range(7))
-        return cls(
+        schedule = cls(
             zone=calendar.zone,
             week=week,
             explicit_holidays=frozenset(calendar.holidays),
             country=calendar.holiday_country,
             subdivision=calendar.holiday_subdivision,
         )
+        if len(_SCHEDULES) >= _SCHEDULE_CACHE_SIZE:
+            _SCHEDULES.clear()
+        # The calendar is kept with its schedule, so its id cannot be reused by another object meanwhile.
+        _SCHEDULES[id(calendar)] = (calendar, schedule)
+        return schedule
 
     def is_holiday(self, day: date) -> bool:
         if day in self.explicit_holidays:
