@@ -311,3 +311,17 @@ def main(argv: list[str]) -> None:
             f"  $ per million posts: {sum(dollars.values()):.2f} = "
             + " + ".join(f"{name} {value:.2f}" for name, value in dollars.items())
         )
+        print("  " + "; ".join(_against_targets(result, live)))
+
+
+def _against_targets(result: dict[str, Any], live: bool) -> list[str]:
+    """Issue 11's targets: live <= 2.5 requests and <= 2.0 write units per post, backfill <= 1.5, <= $2 per million."""
+    dollars = sum(result["dollars_per_million_posts"].values())
+    checks = [("write units/post", result["write_units_per_post"], 2.0 if live else 1.5), ("$/million", dollars, 2.0)]
+    if live:
+        checks.insert(0, ("requests/post", result["requests_per_post"], 2.5))
+    return [
+        f"{name} {value:.2f} vs target {target:g}: "
+        + ("met" if value <= target else f"missed by {value - target:.2f} ({value / target:.1f}x)")
+        for name, value, target in checks
+    ]

@@ -90,7 +90,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         apply = measure_records(ConversationStore(table), directory_from(BrandStore(table).all()))
     else:
         queue_url = settings.aggregate_failure_queue_url
-        apply = aggregate_records(BucketStore(table), now=lambda: datetime.now(UTC))
+        apply = aggregate_records(BucketStore(table), ConversationStore(table), now=lambda: datetime.now(UTC))
     if not queue_url:
         raise RuntimeError(f"no on-failure queue configured for {request.target.value}")
     outcome = redrive(

@@ -14,6 +14,7 @@ from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.template import REPO_ROOT
 from replyclock.settings import get_settings
 from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
+from tests.support.builders import brand
 from tests.support.faults import FaultInjector, Faults
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
@@ -108,7 +109,8 @@ def test_a_batch_that_still_fails_stays_parked(pipeline: Pipeline, inject: Fault
     pipeline.run()
     parked = queue_length(pipeline, "AggregateFailureQueue")
 
-    # When the re-drive meets the same throttling
+    # When the re-drive meets the same throttling, on every write its reconcile would make too
+    inject(FaultInjector({"PutItem"}, every=1, error=THROTTLED, limit=10_000))
     outcome = redrive({"target": "aggregate", "max_batches": 1000}, FakeLambdaContext())
 
     # Then nothing is removed from the queue
@@ -124,3 +126,29 @@ def test_a_message_that_is_not_a_parked_batch_is_counted_and_left(pipeline: Pipe
     outcome = redrive({"target": "aggregate"}, FakeLambdaContext())
 
     assert (outcome["batches"], outcome["unreadable"], outcome["redriven"]) == (1, 1, 0)
+
+
+def test_re_driving_parked_changes_whose_lanes_moved_on_reconciles_their_days_to_exact_counts(
+    pipeline: Pipeline, inject: Faults, redrive: Any
+) -> None:
+    # Given bucket deltas parked by a storm, after which the same lanes changed again and were aggregated
+    pipeline.add_brands(BRANDS)
+    first = conversations(30)
+    pipeline.write(first)
+    give_up_after(pipeline, 1)
+    storm = inject(FaultInjector({"UpdateItem"}, every=1, error=THROTTLED, limit=10_000))
+    pipeline.run()
+    storm.limit = 0
+    later = [brand(f"{n}late", 1300 + n, brand_id="acme", conversation=f"c{n}") for n in range(30)]
+    pipeline.write(later)
+    pipeline.run()
+    with pytest.raises(AssertionError):
+        assert_exact(pipeline, first + later)
+
+    # When the parked batches are re-driven (their own deltas now skipped by the moved guards)
+    outcome = redrive({"target": "aggregate", "max_batches": 1000}, FakeLambdaContext())
+
+    # Then the days they touched were reconciled: every bucket is exact, nothing stays parked
+    assert outcome["redriven"] == outcome["batches"] > 0
+    assert queue_length(pipeline, "AggregateFailureQueue") == 0
+    assert_exact(pipeline, first + later)

@@ -2,16 +2,19 @@
 
 A stream consumer that exhausts its retries parks the batch's coordinates (shard, first and last
 sequence number) on its on-failure queue. Re-applying those records is safe at any time: measure
-recomputes lanes from the stored posts, and aggregate's guards let each change into a bucket once.
+recomputes lanes from the stored posts; aggregate's guards let each change into a bucket once, and the
+days the re-driven changes touched are then reconciled from the exact lanes (a change whose lane moved on
+since it was parked would otherwise be skipped by its guard).
 A batch leaves the queue only when every record of it was applied; one the stream no longer holds
 (records live 24 hours) stays, counted as expired, for a reconcile of its buckets.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,10 +24,12 @@ from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.parked import ParkedMessage
 from replyclock.dal.stream_records import RecordsExpired, ShardRange
+from replyclock.dal.table import StoreError
 from replyclock.models.records import PostRecord, is_post_change, is_state_change
 from replyclock.observability import logger
 from replyclock.services.aggregating import apply_state_changes, parse_changes
 from replyclock.services.measuring import BrandDirectory, measure_conversation, new_posts_by_conversation
+from replyclock.services.reconciling import reconcile_days
 
 Records = list[dict[str, Any]]
 # Applies records; returns the sequence numbers of those not applied.
@@ -131,9 +136,28 @@ def measure_records(store: ConversationStore, brands: BrandDirectory) -> Apply:
     return apply
 
 
-def aggregate_records(store: BucketStore, now: Callable[[], datetime]) -> Apply:
+def aggregate_records(store: BucketStore, conversations: ConversationStore, now: Callable[[], datetime]) -> Apply:
+    """Re-apply parked state changes, then reconcile the days they touched.
+
+    Re-applying alone is not enough: when a lane changed again after its record was parked, the later
+    change moved the bucket's guard past it and the re-applied delta is skipped. Reconciling the
+    brand's days that the parked changes touched rebuilds those buckets from the exact lanes.
+    """
+
     def apply(records: Records) -> set[str]:
         changes, unreadable = parse_changes(records)
-        return unreadable | apply_state_changes(store, changes, now=now()).failed_sequence_numbers
+        failed = unreadable | apply_state_changes(store, changes, now=now()).failed_sequence_numbers
+        days: dict[str, set[date]] = defaultdict(set)
+        for change in changes:
+            for state in (change.old, change.new):
+                for wait in state.waits if state else []:
+                    days[wait.brand_id].add(wait.started_at.astimezone(UTC).date())
+        for brand_id, touched in sorted(days.items()):
+            try:
+                reconcile_days(conversations, store, brand_id, min(touched), max(touched), now())
+            except StoreError:
+                logger.exception("reconciling re-driven days failed", brand=brand_id)
+                failed.update(change.sequence_number for change in changes)
+        return failed
 
     return apply
