@@ -3,7 +3,7 @@
 The dataset is a dense 90 days of hourly buckets and their daily roll-ups (each daily item
 is the sum of its day's hourly items, guards included, as the aggregate step leaves it).
 The summary is asked for twice: "before", reading hourly buckets only (as the API did
-before daily buckets existed: DAILY_BUCKETS_FROM after the window), and "after", reading
+before daily buckets existed: its read plan without daily buckets), and "after", reading
 daily buckets for the window's whole UTC days and hourly ones for its partial first and
 last days. Both answers must be identical.
 
@@ -169,19 +169,22 @@ def main(argv: list[str] | None = None) -> None:
 
     from devtools.lambda_runtime import FakeLambdaContext, load_handler
     from devtools.template import create_table_arguments
-    from replyclock.api.dependencies import api_settings, current_time
+    from replyclock.api.dependencies import current_time
     from replyclock.dal import table
     from replyclock.dal.brands import BrandStore
+    from replyclock.logic import metrics
     from replyclock.models.domain import Brand
     from replyclock.settings import get_settings
 
     table.get_resource.cache_clear()
     table.get_table.cache_clear()
     get_settings.cache_clear()
-    # "before": daily buckets exist only from the day after the window, so the API reads hourly buckets alone.
-    hourly_only = get_settings().model_copy(update={"daily_buckets_from": NOW.date() + timedelta(days=1)})
-    modes: dict[str, Callable[[], Any]] = {"before (hourly buckets only)": lambda: hourly_only}
-    modes["after (daily + hourly at the edges)"] = get_settings
+    planned = metrics.read_plan
+    # "before": the API's read plan without daily buckets, so it reads hourly buckets alone.
+    modes: dict[str, Callable[..., Any]] = {
+        "before (hourly buckets only)": lambda window, daily: planned(window, daily=False),
+        "after (daily + hourly at the edges)": planned,
+    }
     with mock_aws():
         boto3.client("dynamodb").create_table(**create_table_arguments("Table", TABLE_NAME))
         BrandStore(TABLE_NAME).put(Brand(id="acme", name="Acme"))
@@ -220,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         recent += [item for item in daily if str(item["sk"]) >= f"D#{since:%Y-%m-%d}"]
         _write(recent)
         answers = set()
-        for settings in modes.values():
-            app.dependency_overrides[api_settings] = settings
+        for plan in modes.values():
+            metrics.read_plan = plan
             pages.enabled = False
             moto_answer = ask(2)
             pages.enabled = True
@@ -234,8 +237,8 @@ def main(argv: list[str] | None = None) -> None:
 
         results: list[Measured] = []
         full_answers = set()
-        for name, settings in modes.items():
-            app.dependency_overrides[api_settings] = settings
+        for name, plan in modes.items():
+            metrics.read_plan = plan
             measured = Measured(name)
             # Timed: the whole window, once untimed to render the pages.
             full_answers.add(ask(arguments.days, mentions))
@@ -251,11 +254,12 @@ def main(argv: list[str] | None = None) -> None:
         if arguments.moto_query:
             pages.enabled = False
             _write([item for item in items if item not in recent])
-            for measured, settings in zip(results, modes.values(), strict=True):
-                app.dependency_overrides[api_settings] = settings
+            for measured, plan in zip(results, modes.values(), strict=True):
+                metrics.read_plan = plan
                 print(f"timing {measured.name} against moto itself (minutes)...", flush=True)
                 measured.moto_seconds = median_seconds(lambda: ask(arguments.days, mentions), 1)
 
+    metrics.read_plan = planned
     print(f"summary over {arguments.days} days, {arguments.runs} runs each; both ways give the same answer:")
     for measured in results:
         print(f"  {measured.report(arguments.page_ms)}")

@@ -6,13 +6,15 @@ import math
 import random
 import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replyclock.dal.aggregates import BucketStore, GuardedWrite, guard_name, guard_value
+from replyclock.logic import metrics as metrics_logic
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Brand, Priority, WaitKind
@@ -312,9 +314,11 @@ def test_daily_buckets_answer_exactly_as_hourly_buckets_alone_for_any_window(
     assert all(key.granularity is Granularity.DAY for key, _ in pipeline.buckets.query_days("acme", "0000", "9999"))
 
     def answer(event: str, query: dict[str, str], *, daily_buckets: bool) -> str:
-        # Daily buckets from the epoch on (the default), or only from after the data: hourly buckets alone
-        api.with_settings(daily_buckets_from=date(1970, 1, 1) if daily_buckets else date(2100, 1, 1))
-        response = api.call(event, query=query)
+        # As the API plans its reads (daily buckets for whole days), or hourly buckets alone
+        planned = metrics_logic.read_plan
+        plan = planned if daily_buckets else lambda window, daily: planned(window, daily=False)
+        with patch.object(metrics_logic, "read_plan", plan):
+            response = api.call(event, query=query)
         assert response.status == 200, response.body
         return response.body
 

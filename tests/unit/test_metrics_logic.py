@@ -6,7 +6,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -278,7 +278,7 @@ def covered(pieces: list[ReadPiece]) -> list[tuple[datetime, datetime, Granulari
 def test_read_plan_reads_whole_days_from_daily_buckets_and_the_partial_days_from_hourly_ones() -> None:
     window = TimeWindow(datetime(2026, 8, 27, 12, tzinfo=UTC), datetime(2026, 11, 25, 12, tzinfo=UTC))
 
-    pieces = read_plan(window, date(1970, 1, 1))
+    pieces = read_plan(window, daily=True)
 
     hourly = [piece for piece in pieces if piece.granularity is HOURLY]
     daily = [piece for piece in pieces if piece.granularity is DAILY]
@@ -303,7 +303,7 @@ def test_read_plan_reads_whole_days_from_daily_buckets_and_the_partial_days_from
     ],
 )
 def test_read_plan_edges(start: datetime, end: datetime, expected: list[tuple[int, int, Granularity]]) -> None:
-    pieces = read_plan(TimeWindow(start, end), date(1970, 1, 1))
+    pieces = read_plan(TimeWindow(start, end), daily=True)
 
     assert covered(pieces) == [
         (NOV + timedelta(hours=first), NOV + timedelta(hours=last), granularity)
@@ -311,16 +311,11 @@ def test_read_plan_edges(start: datetime, end: datetime, expected: list[tuple[in
     ]
 
 
-def test_read_plan_reads_hours_only_without_daily_buckets_and_before_daily_from() -> None:
+def test_read_plan_reads_hours_only_without_daily_buckets() -> None:
     window = TimeWindow(NOV, NOV + timedelta(days=10))
 
-    assert read_plan(window, None) == [ReadPiece(window, HOURLY)]
-    assert covered(read_plan(window, date(2026, 11, 4))) == [
-        (NOV, NOV + timedelta(days=3), HOURLY),
-        (NOV + timedelta(days=3), NOV + timedelta(days=10), DAILY),
-    ]
-    assert read_plan(window, date(2026, 11, 11)) == read_plan(window, None)
-    assert read_plan(TimeWindow(NOV, NOV), date(1970, 1, 1)) == []
+    assert read_plan(window, daily=False) == [ReadPiece(window, HOURLY)]
+    assert read_plan(TimeWindow(NOV, NOV), daily=True) == []
 
 
 def test_a_daily_bucket_cannot_make_hourly_points() -> None:
@@ -376,7 +371,7 @@ def stored(buckets: dict[BucketKey, BucketTotals], piece: ReadPiece) -> Iterable
     hourly=hourly_buckets(),
     start_hour=st.integers(-30, DATA_HOURS + 5),
     hours=st.integers(0, DATA_HOURS + 40),
-    daily_from=st.one_of(st.none(), st.integers(-2, 7).map(lambda days: (DATA_START + timedelta(days=days)).date())),
+    daily=st.booleans(),
     channel=st.sampled_from([None, "x"]),
     clock=st.sampled_from(Clock),
 )
@@ -384,7 +379,7 @@ def test_daily_and_hourly_buckets_give_exactly_the_figures_of_hourly_buckets_alo
     hourly: dict[BucketKey, BucketTotals],
     start_hour: int,
     hours: int,
-    daily_from: date | None,
+    daily: bool,
     channel: str | None,
     clock: Clock,
 ) -> None:
@@ -393,11 +388,11 @@ def test_daily_and_hourly_buckets_give_exactly_the_figures_of_hourly_buckets_alo
     window = TimeWindow(DATA_START + timedelta(hours=start_hour), DATA_START + timedelta(hours=start_hour + hours))
 
     # When a window is read as planned (daily buckets for its whole days), and hour by hour
-    def read(window: TimeWindow, daily_from: date | None) -> list[tuple[BucketKey, BucketTotals]]:
-        found = [bucket for piece in read_plan(window, daily_from) for bucket in stored(table, piece)]
+    def read(window: TimeWindow, daily: bool) -> list[tuple[BucketKey, BucketTotals]]:
+        found = [bucket for piece in read_plan(window, daily=daily) for bucket in stored(table, piece)]
         return list(select(found, channel, None))
 
-    planned, hour_by_hour = read(window, daily_from), read(window, None)
+    planned, hour_by_hour = read(window, daily), read(window, False)
 
     # Then the summary and the distribution are identical
     assert summarize(planned, clock) == summarize(hour_by_hour, clock)
@@ -406,8 +401,8 @@ def test_daily_and_hourly_buckets_give_exactly_the_figures_of_hourly_buckets_alo
     )
     # and so is a daily time series over the window widened to whole days
     days = aligned(window, DAY)
-    assert timeseries(read(days, daily_from), clock, days, Interval.DAY) == timeseries(
-        read(days, None), clock, days, Interval.DAY
+    assert timeseries(read(days, daily), clock, days, Interval.DAY) == timeseries(
+        read(days, False), clock, days, Interval.DAY
     )
     # and every hourly bucket of the window was counted once
     assert summarize(hour_by_hour, clock).mentions == sum(

@@ -198,5 +198,4 @@ def test_the_function_gets_the_maximum_window_setting() -> None:
     function = load_template()["Resources"]["ApiFunction"]["Properties"]
 
     assert function["Environment"]["Variables"]["MAX_WINDOW_DAYS"] == {"Ref": "MaxWindowDays"}
-    assert function["Environment"]["Variables"]["DAILY_BUCKETS_FROM"] == {"Ref": "DailyBucketsFrom"}
     assert function["Timeout"] < 30, "API Gateway gives up after 30 seconds"

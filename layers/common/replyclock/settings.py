@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import date
 from functools import lru_cache
 
 from pydantic import BaseModel, Field
@@ -14,9 +13,6 @@ class Settings(BaseModel):
     table_name: str = Field(min_length=3)
     # Tunables have defaults, so a deployment that does not set them keeps working.
     max_window_days: int = Field(default=400, ge=1, le=3660)
-    # The first UTC day whose daily buckets hold all its waits; the API reads hourly buckets for days before it.
-    # Only a stack that aggregated before daily roll-ups existed needs it: the first whole day after deploying them.
-    daily_buckets_from: date = date(1970, 1, 1)
     # Only the sweeper publishes alerts; it refuses to run without a topic.
     alerts_topic_arn: str | None = None
     # Only the re-drive function reads the stream consumers' on-failure queues.
@@ -27,7 +23,6 @@ class Settings(BaseModel):
 # Settings that may be absent from the environment: field name -> environment variable.
 _OPTIONAL_VARIABLES = {
     "max_window_days": "MAX_WINDOW_DAYS",
-    "daily_buckets_from": "DAILY_BUCKETS_FROM",
     "alerts_topic_arn": "ALERTS_TOPIC_ARN",
     "measure_failure_queue_url": "MEASURE_FAILURE_QUEUE_URL",
     "aggregate_failure_queue_url": "AGGREGATE_FAILURE_QUEUE_URL",

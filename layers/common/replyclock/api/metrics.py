@@ -7,8 +7,6 @@ them with replyclock.logic.metrics; posts and conversation states are never read
 
 from __future__ import annotations
 
-from datetime import date
-
 from replyclock.api.brands import require_known_brand
 from replyclock.api.dependencies import Now, SettingsDependency, Stores, StoresDependency
 from replyclock.api.errors import route_responses
@@ -33,16 +31,16 @@ _ERRORS = route_responses(400, 404)
 
 
 def read_buckets(
-    stores: Stores, brand: str, window: metrics.TimeWindow, *, daily_from: date | None
+    stores: Stores, brand: str, window: metrics.TimeWindow, *, daily: bool
 ) -> list[tuple[BucketKey, BucketTotals]]:
-    """The brand's buckets covering the window: daily ones for its whole UTC days from `daily_from` on (None: none).
+    """The brand's buckets covering the window: with `daily`, daily ones for its whole UTC days.
 
     Every window the API accepts (up to MaxWindowDays) is read whole: whether a request is answered never
     depends on how long reading takes, so an answer cannot change with the load on the machine.
     """
     require_known_brand(stores, brand)
     buckets: list[tuple[BucketKey, BucketTotals]] = []
-    for piece in metrics.read_plan(window, daily_from):
+    for piece in metrics.read_plan(window, daily=daily):
         buckets.extend(_query(stores, brand, piece))
     logger.info("read buckets", brand=brand, hours=window.hours, items=len(buckets))
     return buckets
@@ -74,7 +72,7 @@ def get_summary(
     clock: ClockQuery = Clock.CALENDAR,
 ) -> SummaryResponse:
     window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
-    read = read_buckets(stores, brand, window, daily_from=settings.daily_buckets_from)
+    read = read_buckets(stores, brand, window, daily=True)
     figures = metrics.summarize(metrics.select(read, channel, priority), clock)
     return SummaryResponse(
         brand=brand,
@@ -110,8 +108,7 @@ def get_timeseries(
     metrics.check_points(requested, interval)
     window = metrics.aligned(requested, metrics.DAY if interval is Interval.DAY else metrics.HOUR)
     # Hourly points need hourly buckets; daily points take daily buckets wherever the window has whole days.
-    daily_from = settings.daily_buckets_from if interval is Interval.DAY else None
-    read = read_buckets(stores, brand, window, daily_from=daily_from)
+    read = read_buckets(stores, brand, window, daily=interval is Interval.DAY)
     buckets = metrics.select(read, channel, priority)
     return TimeseriesResponse(
         brand=brand,
@@ -144,7 +141,7 @@ def get_distribution(
     clock: ClockQuery = Clock.CALENDAR,
 ) -> DistributionResponse:
     window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
-    read = read_buckets(stores, brand, window, daily_from=settings.daily_buckets_from)
+    read = read_buckets(stores, brand, window, daily=True)
     buckets = list(metrics.select(read, channel, priority))
     figures = metrics.summarize(buckets, clock)
     return DistributionResponse(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
@@ -120,16 +120,15 @@ class ReadPiece:
         return self.window.period_range(self.granularity)
 
 
-def read_plan(window: TimeWindow, daily_from: date | None) -> list[ReadPiece]:
+def read_plan(window: TimeWindow, *, daily: bool) -> list[ReadPiece]:
     """The pieces in which to read an hour-aligned window's buckets.
 
-    Its whole UTC days from `daily_from` on are read from daily buckets (with None, no day is); the rest from
-    hourly buckets: the partial days at its edges (under a day each) and any days before `daily_from`. Hourly
-    pieces come first, daily ones last.
+    With `daily`, its whole UTC days are read from daily buckets and the partial days at its edges (under a
+    day each) from hourly ones; without, everything from hourly buckets. Hourly pieces come first.
     """
     if window.is_empty:
         return []
-    days = _whole_days(window, daily_from)
+    days = _whole_days(window) if daily else None
     if days is None:
         hourly = [window]
     else:
@@ -141,11 +140,8 @@ def read_plan(window: TimeWindow, daily_from: date | None) -> list[ReadPiece]:
     return pieces
 
 
-def _whole_days(window: TimeWindow, daily_from: date | None) -> TimeWindow | None:
-    if daily_from is None:
-        return None
-    first = max(_ceil(window.start, DAY), datetime(daily_from.year, daily_from.month, daily_from.day, tzinfo=UTC))
-    last = _floor(window.end, DAY)
+def _whole_days(window: TimeWindow) -> TimeWindow | None:
+    first, last = _ceil(window.start, DAY), _floor(window.end, DAY)
     return TimeWindow(first, last) if first < last else None
 
 
