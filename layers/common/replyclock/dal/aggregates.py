@@ -18,6 +18,7 @@ hours (`rebuild_day`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,21 +66,37 @@ class WriteTooLarge(StoreError):
 
 
 def guard_name(source_key: str) -> str:
-    """A short, stable attribute name for the conversation state a delta comes from."""
-    return GUARD_PREFIX + hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
+    """A short, stable attribute name for the conversation state a delta comes from.
+
+    48 bits of hash, as 8 base64url characters: a bucket holds at most thousands of guards, so a
+    collision (which would make two states share a guard) has odds below one in 10^8 per bucket.
+    Every byte of a guard is billed on every write of its bucket, so guards are kept short.
+    """
+    digest = hashlib.blake2b(source_key.encode(), digest_size=6).digest()
+    return GUARD_PREFIX + base64.urlsafe_b64encode(digest).decode()
 
 
 def guard_value(version: int, applied_at: datetime) -> str:
-    # Zero-padded so guards compare as strings; the time lets old guards be pruned.
-    return f"{version:012d}|{int(applied_at.timestamp())}"
+    """ "<version>|<applied at, epoch seconds>", both in base 36: the time lets old guards be pruned."""
+    return f"{_base36(version)}|{_base36(int(applied_at.timestamp()))}"
 
 
 def guard_version(value: str) -> int:
-    return int(value.split("|", 1)[0])
+    return int(value.split("|", 1)[0], 36)
 
 
 def _guard_time(value: str) -> int:
-    return int(value.split("|", 1)[1])
+    return int(value.split("|", 1)[1], 36)
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if number == 0:
+            return text
 
 
 def bucket_item_key(key: BucketKey) -> dict[str, str]:
