@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,8 +12,9 @@ from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.template import REPO_ROOT
 from replyclock.settings import get_settings
 from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
-from tests.support.builders import T0, brand, customer
-from tests.support.faults import FaultInjector, Faults
+from tests.integration.test_redrive import park_deltas_then_move_their_lanes_on
+from tests.support.builders import T0, customer
+from tests.support.faults import Faults
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
 
@@ -45,34 +45,17 @@ def reconcile(handler: Any, brand_id: str) -> dict[str, int]:
     return handler({"reconcile": {"brand": brand_id, **DAYS}}, FakeLambdaContext())  # type: ignore[no-any-return]
 
 
-def give_up_after(pipeline: Pipeline, attempts: int) -> None:
-    for consumer in pipeline.consumers.values():
-        consumer.mapping.mapping = dataclasses.replace(consumer.mapping.mapping, maximum_retry_attempts=attempts)
-
-
 def test_a_storm_whose_lanes_changed_again_before_any_re_drive_is_reconciled_to_exact_buckets(
     pipeline: Pipeline, inject: Faults, handler: Any
 ) -> None:
     # Given a storm that made aggregate park deltas, after which the same lanes changed again and were aggregated
-    pipeline.add_brands(BRANDS)
-    first = conversations(30)
-    pipeline.write(first)
-    give_up_after(pipeline, 1)
-    storm = inject(FaultInjector({"UpdateItem"}, every=1, error=THROTTLED, limit=10_000))
-    pipeline.run()
-    storm.limit = 0
-    later = [brand(f"{n}late", 1300 + n, brand_id="acme", conversation=f"c{n}") for n in range(30)]
-    pipeline.write(later)
-    pipeline.run()
-    # (re-driving the parked batches now would skip them: their lanes' guards moved past them)
-    with pytest.raises(AssertionError):
-        assert_exact(pipeline, first + later)
+    posts = park_deltas_then_move_their_lanes_on(pipeline, inject)
 
     # When both brands' buckets of those days are reconciled
     outcomes = [reconcile(handler, brand_id) for brand_id in ("acme", "globex")]
 
     # Then every hourly and daily bucket equals the pure function of the posts
-    assert_exact(pipeline, first + later)
+    assert_exact(pipeline, posts)
     assert sum(outcome["buckets_rewritten"] for outcome in outcomes) > 0
     assert all(outcome["states_read"] > 0 for outcome in outcomes)
 

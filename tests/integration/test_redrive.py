@@ -12,6 +12,7 @@ import pytest
 
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.template import REPO_ROOT
+from replyclock.models.domain import Post
 from replyclock.settings import get_settings
 from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
 from tests.support.builders import brand
@@ -128,10 +129,12 @@ def test_a_message_that_is_not_a_parked_batch_is_counted_and_left(pipeline: Pipe
     assert (outcome["batches"], outcome["unreadable"], outcome["redriven"]) == (1, 1, 0)
 
 
-def test_re_driving_parked_changes_whose_lanes_moved_on_reconciles_their_days_to_exact_counts(
-    pipeline: Pipeline, inject: Faults, redrive: Any
-) -> None:
-    # Given bucket deltas parked by a storm, after which the same lanes changed again and were aggregated
+def park_deltas_then_move_their_lanes_on(pipeline: Pipeline, inject: Faults) -> list[Post]:
+    """A storm makes aggregate park bucket deltas; the same lanes then change again and are aggregated.
+
+    Re-applying the parked records alone would now be skipped by the guards the later changes moved.
+    Returns every post written.
+    """
     pipeline.add_brands(BRANDS)
     first = conversations(30)
     pipeline.write(first)
@@ -144,6 +147,14 @@ def test_re_driving_parked_changes_whose_lanes_moved_on_reconciles_their_days_to
     pipeline.run()
     with pytest.raises(AssertionError):
         assert_exact(pipeline, first + later)
+    return first + later
+
+
+def test_re_driving_parked_changes_whose_lanes_moved_on_reconciles_their_days_to_exact_counts(
+    pipeline: Pipeline, inject: Faults, redrive: Any
+) -> None:
+    # Given bucket deltas parked by a storm, after which the same lanes changed again and were aggregated
+    posts = park_deltas_then_move_their_lanes_on(pipeline, inject)
 
     # When the parked batches are re-driven (their own deltas now skipped by the moved guards)
     outcome = redrive({"target": "aggregate", "max_batches": 1000}, FakeLambdaContext())
@@ -151,4 +162,4 @@ def test_re_driving_parked_changes_whose_lanes_moved_on_reconciles_their_days_to
     # Then the days they touched were reconciled: every bucket is exact, nothing stays parked
     assert outcome["redriven"] == outcome["batches"] > 0
     assert queue_length(pipeline, "AggregateFailureQueue") == 0
-    assert_exact(pipeline, first + later)
+    assert_exact(pipeline, posts)

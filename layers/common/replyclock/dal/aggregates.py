@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from replyclock.dal.table import (
     ConditionFailed,
     StoreError,
-    get_resource,
+    batch_get_items,
     get_table,
     items_as_sent,
     query_items,
@@ -52,7 +52,6 @@ HOUR_GUARD_PREFIX = "h_"
 # Stream records live 24 hours; a guard older than this can no longer be challenged by a redelivery.
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
-_BATCH_GET_LIMIT = 100
 # DynamoDB refuses an expression over 4 KB or with more than 300 operators (moto does not check;
 # devtools/moto_limits.py makes it, in tests and the local stack).
 MAX_EXPRESSION_BYTES = 4096
@@ -316,22 +315,8 @@ class BucketStore:
     def _get_many(self, keys: Iterable[BucketKey]) -> dict[BucketKey, dict[str, Any] | None]:
         wanted = sorted(set(keys))
         found: dict[BucketKey, dict[str, Any] | None] = dict.fromkeys(wanted)
-        table_name = self._table.name
-        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                table_name: {
-                    "Keys": [bucket_item_key(key) for key in wanted[start : start + _BATCH_GET_LIMIT]],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                try:
-                    response = get_resource().batch_get_item(RequestItems=request)
-                except ClientError as error:
-                    raise translate(error) from error
-                for item in response.get("Responses", {}).get(table_name, []):
-                    found[bucket_key_from_item(item)] = item
-                request = dict(response.get("UnprocessedKeys") or {})
+        for item in batch_get_items(self._table, (bucket_item_key(key) for key in wanted), consistent=True):
+            found[bucket_key_from_item(item)] = item
         return found
 
     def guards_of_period(self, brand_id: str, granularity: Granularity, period: str) -> dict[BucketKey, dict[str, str]]:

@@ -30,8 +30,8 @@ from botocore.exceptions import ClientError
 from replyclock.dal.posts import POST_ITEM_TYPE, POST_SK_PREFIX, post_from_item
 from replyclock.dal.table import (
     ConditionFailed,
+    batch_get_items,
     conversation_pk,
-    get_resource,
     get_table,
     query_items,
     to_decimal,
@@ -55,7 +55,6 @@ OPEN_WAIT_PARTITIONS = 4
 OPEN_WAIT_PARTITION_PREFIX = "OPEN#"
 # A conversation awaiting more missing parents than this is measured whole on every post.
 MAX_AWAITED_PARENTS = 100
-_BATCH_GET_LIMIT = 100
 
 
 def index_time(moment: datetime) -> str:
@@ -268,21 +267,7 @@ class ConversationStore:
         return items
 
     def _batch_get(self, keys: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
-        wanted = list({(key["pk"], key["sk"]): dict(key) for key in keys}.values())
-        found: list[dict[str, Any]] = []
-        table_name = self._table.name
-        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                table_name: {"Keys": wanted[start : start + _BATCH_GET_LIMIT], "ConsistentRead": True}
-            }
-            while request:
-                try:
-                    response = get_resource().batch_get_item(RequestItems=request)
-                except ClientError as error:
-                    raise translate(error) from error
-                found.extend(response.get("Responses", {}).get(table_name, []))
-                request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        return list(batch_get_items(self._table, keys, consistent=True))
 
     def lanes_of_brand(self, channel: str, conversation_id: str, brand_id: str) -> list[ConversationState]:
         """Every lane of one brand in a conversation (its archived waits not included)."""

@@ -20,14 +20,12 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from replyclock.dal.sources import SOURCES_PK, cursor_key
-from replyclock.dal.table import get_resource, get_table, query_items, translate
+from replyclock.dal.table import batch_get_items, get_table, query_items
 
 SOURCE_SK_PREFIX = "SOURCE#"
 _DOCUMENT_ATTRIBUTES = ("config", "cursor")
-_BATCH_GET_LIMIT = 100
 _MAX_ERROR_LENGTH = 500
 # Epoch numbers above this are milliseconds (it is in 1973 as milliseconds and in 5138 as seconds).
 _MILLISECONDS_ABOVE = 1e11
@@ -106,16 +104,8 @@ def _flattened(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read_cursors(table_name: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
-    cursors: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(source_ids), _BATCH_GET_LIMIT):
-        keys = [cursor_key(source_id) for source_id in source_ids[start : start + _BATCH_GET_LIMIT]]
-        request: dict[str, Any] = {table_name: {"Keys": keys}}
-        while request:
-            try:
-                response = get_resource().batch_get_item(RequestItems=request)
-            except ClientError as error:
-                raise translate(error) from error
-            for item in response.get("Responses", {}).get(table_name, []):
-                cursors[str(item["pk"]).removeprefix(SOURCE_SK_PREFIX)] = _flattened(item)
-            request = dict(response.get("UnprocessedKeys") or {})
-    return cursors
+    keys = (cursor_key(source_id) for source_id in source_ids)
+    return {
+        str(item["pk"]).removeprefix(SOURCE_SK_PREFIX): _flattened(item)
+        for item in batch_get_items(get_table(table_name), keys)
+    }

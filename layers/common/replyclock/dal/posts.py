@@ -19,21 +19,13 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import (
-    ConditionFailed,
-    conversation_pk,
-    get_resource,
-    get_table,
-    query_items,
-    translate,
-)
+from replyclock.dal.table import ConditionFailed, batch_get_items, conversation_pk, get_table, query_items, translate
 from replyclock.models.domain import Post, PostDeletion
 
 POST_ITEM_TYPE = "post"
 DELETED_POST_ITEM_TYPE = "deleted_post"
 POST_SK_PREFIX = "POST#"
 IDENTITY_SK = "IDENTITY"
-_BATCH_GET_LIMIT = 100
 _DESERIALIZE = TypeDeserializer()
 
 PostRef = tuple[str, str]  # (channel, post id)
@@ -140,22 +132,12 @@ class PostStore:
 
     def _identities(self, refs: Iterable[PostRef]) -> dict[PostRef, str]:
         """The conversation each known, not deleted post is stored under."""
-        wanted = sorted(set(refs))
         found: dict[PostRef, str] = {}
-        table_name = self._table.name
-        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-            keys = [identity_key(channel, post_id) for channel, post_id in wanted[start : start + _BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {table_name: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                try:
-                    response = get_resource().batch_get_item(RequestItems=request)
-                except ClientError as error:
-                    raise translate(error) from error
-                for item in response.get("Responses", {}).get(table_name, []):
-                    if "deleted_at" not in item:
-                        channel, post_id = str(item["pk"]).removeprefix("IDENTITY#").split("#", 1)
-                        found[(channel, post_id)] = str(item["conversation_id"])
-                request = dict(response.get("UnprocessedKeys") or {})
+        keys = (identity_key(channel, post_id) for channel, post_id in set(refs))
+        for item in batch_get_items(self._table, keys, consistent=True):
+            if "deleted_at" not in item:
+                channel, post_id = str(item["pk"]).removeprefix("IDENTITY#").split("#", 1)
+                found[(channel, post_id)] = str(item["conversation_id"])
         return found
 
     def delete(self, deletion: PostDeletion, now: datetime) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
@@ -93,6 +93,28 @@ def query_items(table: Table, **query: Any) -> Iterator[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# BatchGetItem takes at most 100 keys per request.
+BATCH_GET_LIMIT = 100
+
+
+def batch_get_items(
+    table: Table, keys: Iterable[Mapping[str, str]], *, consistent: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The items stored under these keys (absent ones left out), 100 keys a request, unprocessed keys retried."""
+    wanted = list({(key["pk"], key["sk"]): dict(key) for key in keys}.values())
+    for start in range(0, len(wanted), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {
+            table.name: {"Keys": wanted[start : start + BATCH_GET_LIMIT], "ConsistentRead": consistent}
+        }
+        while request:
+            try:
+                response = get_resource().batch_get_item(RequestItems=request)
+            except ClientError as error:
+                raise translate(error) from error
+            yield from response.get("Responses", {}).get(table.name, [])
+            request = dict(response.get("UnprocessedKeys") or {})
 
 
 def conversation_pk(channel: str, conversation_id: str) -> str:
