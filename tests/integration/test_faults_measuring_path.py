@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from devtools.streams import EventSourceMapping
 from replyclock.logic.aggregation import Granularity
@@ -40,13 +37,6 @@ def conversations(count: int, seed: int = 3) -> list[Post]:
             # A second customer in the thread: a lane of their own, which acme's answers to alice do not close.
             posts.append(customer(f"{n}b", rng.randint(0, 1200), f"@{who} me too", conversation=f"c{n}", author="bob"))
     return posts
-
-
-@pytest.fixture
-def inject(pipeline: Pipeline) -> Iterator[Faults]:
-    faults = Faults()
-    yield faults
-    faults.stop()
 
 
 def retry_until_done(pipeline: Pipeline) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
-from replyclock.settings import get_settings
+from devtools.lambda_runtime import FakeLambdaContext
 from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
 from tests.integration.test_redrive import park_deltas_then_move_their_lanes_on
 from tests.support.builders import T0, customer
@@ -18,41 +15,24 @@ from tests.support.faults import Faults
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
 
-THROTTLED = "ProvisionedThroughputExceededException"
 DAYS = {
     "first_day": (T0 - timedelta(days=1)).date().isoformat(),
     "last_day": (T0 + timedelta(days=2)).date().isoformat(),
 }
 
 
-@pytest.fixture
-def inject(pipeline: Pipeline) -> Iterator[Faults]:
-    faults = Faults()
-    yield faults
-    faults.stop()
-
-
-@pytest.fixture
-def handler(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("MEASURE_FAILURE_QUEUE_URL", pipeline.queues["MeasureFailureQueue"])
-    monkeypatch.setenv("AGGREGATE_FAILURE_QUEUE_URL", pipeline.queues["AggregateFailureQueue"])
-    get_settings.cache_clear()
-    yield load_handler(REPO_ROOT / "functions" / "redrive" / "app.py")
-    get_settings.cache_clear()
-
-
-def reconcile(handler: Any, brand_id: str) -> dict[str, int]:
-    return handler({"reconcile": {"brand": brand_id, **DAYS}}, FakeLambdaContext())  # type: ignore[no-any-return]
+def reconcile(redrive: Any, brand_id: str) -> dict[str, int]:
+    return redrive({"reconcile": {"brand": brand_id, **DAYS}}, FakeLambdaContext())  # type: ignore[no-any-return]
 
 
 def test_a_storm_whose_lanes_changed_again_before_any_re_drive_is_reconciled_to_exact_buckets(
-    pipeline: Pipeline, inject: Faults, handler: Any
+    pipeline: Pipeline, inject: Faults, redrive: Any
 ) -> None:
     # Given a storm that made aggregate park deltas, after which the same lanes changed again and were aggregated
     posts = park_deltas_then_move_their_lanes_on(pipeline, inject)
 
     # When both brands' buckets of those days are reconciled
-    outcomes = [reconcile(handler, brand_id) for brand_id in ("acme", "globex")]
+    outcomes = [reconcile(redrive, brand_id) for brand_id in ("acme", "globex")]
 
     # Then every hourly and daily bucket equals the pure function of the posts
     assert_exact(pipeline, posts)
@@ -60,20 +40,20 @@ def test_a_storm_whose_lanes_changed_again_before_any_re_drive_is_reconciled_to_
     assert all(outcome["states_read"] > 0 for outcome in outcomes)
 
 
-def test_reconciling_exact_buckets_writes_nothing(pipeline: Pipeline, handler: Any) -> None:
+def test_reconciling_exact_buckets_writes_nothing(pipeline: Pipeline, redrive: Any) -> None:
     pipeline.add_brands(BRANDS)
     posts = conversations(12, seed=8)
     pipeline.write(posts)
     pipeline.run()
-    reconcile(handler, "acme")  # moves guards to the versions read, once
+    reconcile(redrive, "acme")  # moves guards to the versions read, once
 
-    again = reconcile(handler, "acme")
+    again = reconcile(redrive, "acme")
 
     assert again["buckets_rewritten"] == 0 and again["buckets_read"] > 0
     assert_exact(pipeline, posts)
 
 
-def test_deltas_still_in_flight_when_reconciling_are_not_counted_twice(pipeline: Pipeline, handler: Any) -> None:
+def test_deltas_still_in_flight_when_reconciling_are_not_counted_twice(pipeline: Pipeline, redrive: Any) -> None:
     # Given posts measured, whose state changes have not reached the aggregate step yet
     pipeline.add_brands(BRANDS)
     posts = conversations(20, seed=11)
@@ -86,7 +66,7 @@ def test_deltas_still_in_flight_when_reconciling_are_not_counted_twice(pipeline:
 
     # When the buckets are reconciled first, and the held records are then aggregated (and redelivered)
     for brand_id in ("acme", "globex"):
-        reconcile(handler, brand_id)
+        reconcile(redrive, brand_id)
     for _ in range(2):
         for shard_id, records in held:
             pipeline.consumers["AggregateFunction"].mapping.deliver(shard_id, records)
@@ -95,12 +75,12 @@ def test_deltas_still_in_flight_when_reconciling_are_not_counted_twice(pipeline:
     assert_exact(pipeline, posts)
 
 
-def test_changes_after_a_reconcile_add_on_top_of_it(pipeline: Pipeline, handler: Any) -> None:
+def test_changes_after_a_reconcile_add_on_top_of_it(pipeline: Pipeline, redrive: Any) -> None:
     pipeline.add_brands(BRANDS)
     posts = conversations(10, seed=2)
     pipeline.write(posts)
     pipeline.run()
-    reconcile(handler, "acme")
+    reconcile(redrive, "acme")
 
     more = [customer(f"{n}x", 1250, "@acme still?", conversation=f"c{n}") for n in range(10)]
     pipeline.write(more)
@@ -109,10 +89,10 @@ def test_changes_after_a_reconcile_add_on_top_of_it(pipeline: Pipeline, handler:
     assert_exact(pipeline, posts + more)
 
 
-def test_the_event_file_is_a_valid_request(pipeline: Pipeline, handler: Any) -> None:
+def test_the_event_file_is_a_valid_request(pipeline: Pipeline, redrive: Any) -> None:
     pipeline.add_brands(BRANDS)
 
-    outcome = handler(load_event("redrive_reconcile.json"), FakeLambdaContext())
+    outcome = redrive(load_event("redrive_reconcile.json"), FakeLambdaContext())
 
     assert outcome["days"] == 3 and outcome["buckets_rewritten"] == 0
 
@@ -127,7 +107,7 @@ def test_the_event_file_is_a_valid_request(pipeline: Pipeline, handler: Any) -> 
     ],
 )
 def test_a_bad_reconcile_request_is_refused_before_anything_is_read(
-    pipeline: Pipeline, handler: Any, request_body: dict[str, Any]
+    pipeline: Pipeline, redrive: Any, request_body: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError, match="reconcile"):
-        handler(request_body, FakeLambdaContext())
+        redrive(request_body, FakeLambdaContext())

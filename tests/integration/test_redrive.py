@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.lambda_runtime import FakeLambdaContext
 from replyclock.models.domain import Post
-from replyclock.settings import get_settings
 from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
 from tests.support.builders import brand
 from tests.support.faults import FaultInjector, Faults
@@ -21,22 +18,6 @@ from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
 
 THROTTLED = "ProvisionedThroughputExceededException"
-
-
-@pytest.fixture
-def inject(pipeline: Pipeline) -> Iterator[Faults]:
-    faults = Faults()
-    yield faults
-    faults.stop()
-
-
-@pytest.fixture
-def redrive(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("MEASURE_FAILURE_QUEUE_URL", pipeline.queues["MeasureFailureQueue"])
-    monkeypatch.setenv("AGGREGATE_FAILURE_QUEUE_URL", pipeline.queues["AggregateFailureQueue"])
-    get_settings.cache_clear()
-    yield load_handler(REPO_ROOT / "functions" / "redrive" / "app.py")
-    get_settings.cache_clear()
 
 
 def give_up_after(pipeline: Pipeline, attempts: int) -> None:

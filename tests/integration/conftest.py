@@ -1,0 +1,32 @@
+"""Fixtures the measuring-path fault, re-drive and reconcile tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devtools.lambda_runtime import load_handler
+from devtools.template import REPO_ROOT
+from replyclock.settings import get_settings
+from tests.support.faults import Faults
+from tests.support.pipeline import Pipeline
+
+
+@pytest.fixture
+def inject(pipeline: Pipeline) -> Iterator[Faults]:
+    """Faults injected into the AWS calls of the test (stopped at its end)."""
+    faults = Faults()
+    yield faults
+    faults.stop()
+
+
+@pytest.fixture
+def redrive(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """RedriveFunction's handler (re-drive and reconcile), with the pipeline's on-failure queues."""
+    monkeypatch.setenv("MEASURE_FAILURE_QUEUE_URL", pipeline.queues["MeasureFailureQueue"])
+    monkeypatch.setenv("AGGREGATE_FAILURE_QUEUE_URL", pipeline.queues["AggregateFailureQueue"])
+    get_settings.cache_clear()
+    yield load_handler(REPO_ROOT / "functions" / "redrive" / "app.py")
+    get_settings.cache_clear()
