@@ -30,7 +30,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     changes, unreadable = parse_changes(records)
     outcome = apply_state_changes(BucketStore(get_settings().table_name), changes, now=datetime.now(UTC))
     failed = unreadable | outcome.failed_sequence_numbers
-    logger.info("applied state changes", records=len(records), buckets=outcome.buckets_written, failed=len(failed))
+    logger.info(
+        "applied state changes",
+        records=len(records),
+        buckets=outcome.buckets_written,
+        days_rebuilt=outcome.days_rebuilt,
+        failed=len(failed),
+    )
 
     def confirm_applied(record: DynamoDBRecord) -> None:
         if record.dynamodb is None or record.dynamodb.sequence_number in failed:

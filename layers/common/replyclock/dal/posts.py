@@ -146,11 +146,7 @@ class PostStore:
         The post is looked for in the conversation the deletion names, else where its identity says.
         Its identity becomes a tombstone too, so an export replayed later does not store it again.
         """
-        try:
-            identity = self._table.get_item(Key=identity_key(deletion.channel, deletion.id), ConsistentRead=True)
-        except ClientError as error:
-            raise translate(error) from error
-        claimed = identity.get("Item")
+        claimed = self._identity(deletion.channel, deletion.id) or None
         places = [deletion.conversation_id, claimed.get("conversation_id") if claimed else None]
         deleted = False
         for conversation_id in dict.fromkeys(str(place) for place in places if place):
