@@ -50,8 +50,9 @@ EXAMPLES_PER_OPERATION = 50
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 ACME = {"name": "Acme", "handles": {"x": ["acmehelp"]}}
-# What generated requests are steered to: the seeded brand, and one of its conversations.
-SEEDED = {"brand": "acme", "brand_id": "acme", "channel": "x", "conversation_id": "101"}
+# What generated requests are steered to: the seeded brand, one of its conversations, and that one's answer
+# (which DELETE removes once, reopening the wait; the conversation keeps its mention).
+SEEDED = {"brand": "acme", "brand_id": "acme", "channel": "x", "conversation_id": "101", "post_id": "102"}
 
 
 EXPORT = [

@@ -59,7 +59,7 @@ def test_a_request_takes_the_most_specific_route(
     assert (route.route_key, found) == (route_key, parameters)
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/brands/acme"), ("DELETE", "/health"), ("GET", "/")])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/brands/acme"), ("PATCH", "/health"), ("GET", "/")])
 def test_a_request_no_route_takes_gets_no_function(routes: list[Route], method: str, path: str) -> None:
     assert select_route(routes, method, path) is None
 
