@@ -95,7 +95,7 @@ def edge_days() -> set[date]:
 
 def bucket_dataset(waits: list[SimulatedWait], compacted: bool) -> list[dict[str, Any]]:
     """The stored bucket items these waits make: daily ones, and hourly ones for the edge days."""
-    from replyclock.dal.aggregates import guard_name, guard_value, stored_bucket
+    from replyclock.dal.aggregates import guard_name, guard_value, hour_guard_name, stored_bucket
     from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
     from replyclock.logic.histogram import LatencyHistogram
     from replyclock.models.domain import Priority, WaitKind
@@ -134,8 +134,11 @@ def bucket_dataset(waits: list[SimulatedWait], compacted: bool) -> list[dict[str
                 "open": len(members) - len(answered),
             }
         )
-        guards = {}
-        if not compacted or key.starts_at + key.granularity.length > NOW - GUARDED_AGE:
+        guards: dict[str, str | int] = {}
+        if key.granularity is Granularity.DAY:
+            # A daily bucket holds the revision of each of its hours that it follows (at most 24).
+            guards = {hour_guard_name(Granularity.HOUR.label(wait.started_at)): 1 for wait in members}
+        elif not compacted or key.starts_at + key.granularity.length > NOW - GUARDED_AGE:
             guards = {
                 guard_name(f"CONV#{wait.channel}#{wait.number}|STATE#acme"): guard_value(2, NOW) for wait in members
             }
