@@ -10,8 +10,8 @@ import pytest
 
 from devtools.template import REPO_ROOT
 from replyclock.services.backtesting import backtest_export
-from tests.integration.test_real_twcs_data import DATASET, exact_first_waits, nearest_rank
 from tests.support.builders import brand, customer
+from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank
 
 NEEDS_DATASET = pytest.mark.skipif(
     not DATASET.exists(), reason=f"real twcs data not found at {DATASET} (../shared/datasets)"

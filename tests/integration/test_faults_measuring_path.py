@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Any
 
 from devtools.streams import EventSourceMapping
-from replyclock.logic.aggregation import Granularity
-from replyclock.models.domain import Brand, Post
-from tests.support.builders import brand, customer
 from tests.support.expectations import (
     brand_directory,
-    expected_snapshot,
     expected_waits,
-    stored_snapshot,
     stored_waits,
 )
 from tests.support.faults import FaultInjector, Faults
 from tests.support.pipeline import Pipeline
-
-BRANDS = [Brand(id="acme", name="Acme"), Brand(id="globex", name="Globex")]
-
-
-def conversations(count: int, seed: int = 3) -> list[Post]:
-    rng = random.Random(seed)
-    posts: list[Post] = []
-    for n in range(count):
-        who = rng.choice(["acme", "globex"])
-        posts.append(customer(f"{n}q", rng.randint(0, 600), f"@{who} help", conversation=f"c{n}"))
-        if rng.random() < 0.8:
-            posts.append(brand(f"{n}a", rng.randint(601, 900), brand_id=who, conversation=f"c{n}"))
-        if rng.random() < 0.4:
-            posts.append(customer(f"{n}r", rng.randint(901, 1200), "again", conversation=f"c{n}"))
-        if rng.random() < 0.3:
-            # A second customer in the thread: a lane of their own, which acme's answers to alice do not close.
-            posts.append(customer(f"{n}b", rng.randint(0, 1200), f"@{who} me too", conversation=f"c{n}", author="bob"))
-    return posts
+from tests.support.scenarios import BRANDS, assert_exact, conversations
 
 
 def retry_until_done(pipeline: Pipeline) -> None:
     """Like an event-source mapping with unlimited retries (the default when MaximumRetryAttempts is unset)."""
     for consumer in pipeline.consumers.values():
         consumer.mapping.mapping = dataclasses.replace(consumer.mapping.mapping, maximum_retry_attempts=-1)
-
-
-def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
-    waits = expected_waits(posts, brand_directory(BRANDS))
-    stored = stored_waits(pipeline.conversations, {(post.channel, post.conversation_id) for post in posts})
-    assert sorted(stored) == sorted(waits)
-    for lane, expected in waits.items():
-        assert stored[lane] == expected, lane
-    every_wait = [wait for conversation_waits in waits.values() for wait in conversation_waits]
-    for granularity in Granularity:
-        assert stored_snapshot(pipeline.buckets, ["acme", "globex"], granularity) == expected_snapshot(
-            every_wait, granularity
-        ), granularity
 
 
 def test_throttled_reads_and_writes_are_retried_until_every_count_is_exact(pipeline: Pipeline, inject: Faults) -> None:

@@ -16,8 +16,8 @@ from replyclock.dal.sources import SourceStore, cursor_key
 from replyclock.dal.table import get_table
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services.ingesting import PollOutcome, PollStatus, ingest
-from tests.integration.test_real_twcs_data import DATASET
 from tests.support.ingesting import FIXTURES, create_table
+from tests.support.twcs_oracle import DATASET
 
 NEEDS_DATASET = pytest.mark.skipif(
     not DATASET.exists(), reason=f"real twcs data not found at {DATASET} (../shared/datasets)"

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 
 from devtools.lambda_runtime import FakeLambdaContext
-from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
-from tests.integration.test_redrive import park_deltas_then_move_their_lanes_on
 from tests.support.builders import T0, customer
 from tests.support.faults import Faults
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
+from tests.support.scenarios import BRANDS, assert_exact, conversations, park_deltas_then_move_their_lanes_on
 
 DAYS = {
     "first_day": (T0 - timedelta(days=1)).date().isoformat(),

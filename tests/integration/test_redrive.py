@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -10,19 +9,17 @@ import boto3
 import pytest
 
 from devtools.lambda_runtime import FakeLambdaContext
-from replyclock.models.domain import Post
-from tests.integration.test_faults_measuring_path import BRANDS, assert_exact, conversations
-from tests.support.builders import brand
 from tests.support.faults import FaultInjector, Faults
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
-
-THROTTLED = "ProvisionedThroughputExceededException"
-
-
-def give_up_after(pipeline: Pipeline, attempts: int) -> None:
-    for consumer in pipeline.consumers.values():
-        consumer.mapping.mapping = dataclasses.replace(consumer.mapping.mapping, maximum_retry_attempts=attempts)
+from tests.support.scenarios import (
+    BRANDS,
+    THROTTLED,
+    assert_exact,
+    conversations,
+    give_up_after,
+    park_deltas_then_move_their_lanes_on,
+)
 
 
 def queue_length(pipeline: Pipeline, queue: str) -> int:
@@ -108,27 +105,6 @@ def test_a_message_that_is_not_a_parked_batch_is_counted_and_left(pipeline: Pipe
     outcome = redrive({"target": "aggregate"}, FakeLambdaContext())
 
     assert (outcome["batches"], outcome["unreadable"], outcome["redriven"]) == (1, 1, 0)
-
-
-def park_deltas_then_move_their_lanes_on(pipeline: Pipeline, inject: Faults) -> list[Post]:
-    """A storm makes aggregate park bucket deltas; the same lanes then change again and are aggregated.
-
-    Re-applying the parked records alone would now be skipped by the guards the later changes moved.
-    Returns every post written.
-    """
-    pipeline.add_brands(BRANDS)
-    first = conversations(30)
-    pipeline.write(first)
-    give_up_after(pipeline, 1)
-    storm = inject(FaultInjector({"UpdateItem"}, every=1, error=THROTTLED, limit=10_000))
-    pipeline.run()
-    storm.limit = 0
-    later = [brand(f"{n}late", 1300 + n, brand_id="acme", conversation=f"c{n}") for n in range(30)]
-    pipeline.write(later)
-    pipeline.run()
-    with pytest.raises(AssertionError):
-        assert_exact(pipeline, first + later)
-    return first + later
 
 
 def test_re_driving_parked_changes_whose_lanes_moved_on_reconciles_their_days_to_exact_counts(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_real_twcs_data import exact_first_waits, nearest_rank
+from tests.support.twcs_oracle import exact_first_waits, nearest_rank
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "twcs_kaggle_sample.csv"
 
