@@ -19,7 +19,15 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import ConditionFailed, batch_get_items, conversation_pk, get_table, query_items, translate
+from replyclock.dal.table import (
+    ConditionFailed,
+    batch_get_items,
+    conversation_pk,
+    get_table,
+    put_if,
+    query_items,
+    translate,
+)
 from replyclock.models.domain import Post, PostDeletion
 
 POST_ITEM_TYPE = "post"
@@ -61,14 +69,7 @@ class PostStore:
 
     def put(self, post: Post) -> bool:
         """Store a post once; True when it was new, False when it was already there."""
-        try:
-            self._table.put_item(Item=post_to_item(post), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            translated = translate(error)
-            if isinstance(translated, ConditionFailed):
-                return False
-            raise translated from error
-        return True
+        return put_if(self._table, post_to_item(post), "attribute_not_exists(pk)")
 
     def put_many(self, posts: Iterable[Post]) -> int:
         """Store posts one conditional put each (a batch write cannot be conditional); returns how many were new."""
@@ -161,18 +162,7 @@ class PostStore:
     def _tombstone(self, channel: str, conversation_id: str, post_id: str, now: datetime) -> bool:
         key = {"pk": conversation_pk(channel, conversation_id), "sk": f"{POST_SK_PREFIX}{post_id}"}
         tombstone = {**key, "item_type": DELETED_POST_ITEM_TYPE, "deleted_at": now.isoformat()}
-        try:
-            self._table.put_item(
-                Item=tombstone,
-                ConditionExpression="item_type = :post",
-                ExpressionAttributeValues={":post": POST_ITEM_TYPE},
-            )
-        except ClientError as error:
-            translated = translate(error)
-            if isinstance(translated, ConditionFailed):
-                return False
-            raise translated from error
-        return True
+        return put_if(self._table, tombstone, "item_type = :post", {":post": POST_ITEM_TYPE})
 
     def conversation_posts(self, channel: str, conversation_id: str) -> list[Post]:
         condition = Key("pk").eq(conversation_pk(channel, conversation_id)) & Key("sk").begins_with(POST_SK_PREFIX)

@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from replyclock.dal.table import ConditionFailed, get_table, query_items, translate
+from replyclock.dal.table import ConditionFailed, get_table, put_if, query_items, translate
 from replyclock.models.sources import Source
 
 SOURCES_PK = "SOURCES"
@@ -113,18 +113,9 @@ class SourceStore:
             "acquired_at": now.isoformat(),
             "expires_at": int((now + duration).timestamp()),
         }
-        try:
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
-                ExpressionAttributeValues={":now": int(now.timestamp())},
-            )
-        except ClientError as error:
-            translated = translate(error)
-            if isinstance(translated, ConditionFailed):
-                return False
-            raise translated from error
-        return True
+        return put_if(
+            self._table, item, "attribute_not_exists(pk) OR expires_at <= :now", {":now": int(now.timestamp())}
+        )
 
     def hold_lease(self, source_id: str, owner: str, until: datetime, reason: str) -> None:
         """Keep the lease, if it is still ours, until `until`: no poll of the source starts before then."""

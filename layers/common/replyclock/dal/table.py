@@ -95,6 +95,21 @@ def query_items(table: Table, **query: Any) -> Iterator[dict[str, Any]]:
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def put_if(table: Table, item: Mapping[str, Any], condition: str, values: Mapping[str, Any] | None = None) -> bool:
+    """Put the item if the condition holds; False when it does not. Other DynamoDB errors come out as StoreErrors."""
+    request: dict[str, Any] = {"Item": dict(item), "ConditionExpression": condition}
+    if values:
+        request["ExpressionAttributeValues"] = dict(values)
+    try:
+        table.put_item(**request)
+    except ClientError as error:
+        translated = translate(error)
+        if isinstance(translated, ConditionFailed):
+            return False
+        raise translated from error
+    return True
+
+
 # BatchGetItem takes at most 100 keys per request.
 BATCH_GET_LIMIT = 100
 
