@@ -24,8 +24,10 @@ from werkzeug import Request, Response
 from devtools.template import create_table_arguments
 from replyclock.connectors.base import Connector
 from replyclock.connectors.http import Deadline
+from replyclock.dal.posts import REFRESHED_FIELDS
+from replyclock.dal.rejected import ParkedItem, parked_key
 from replyclock.dal.sources import StoredCursor
-from replyclock.models.domain import Post, PostDeletion
+from replyclock.models.domain import Brand, Post, PostDeletion
 from replyclock.models.sources import Credentials, Source
 from replyclock.observability import logger
 from replyclock.services.ingesting import PollOutcome, build_connector, poll_source
@@ -83,9 +85,14 @@ class MemoryPosts:
         new = 0
         for post in posts:
             self.attempts[post.id] += 1
-            if (post.channel, post.id) not in self.posts:
+            stored = self.posts.get((post.channel, post.id))
+            if stored is None:
                 self.posts[(post.channel, post.id)] = post
                 new += 1
+            else:
+                # As PostStore: a later read refreshes text, edit time, counts and reach, nothing measuring reads.
+                fresh = {name: getattr(post, name) for name in REFRESHED_FIELDS if getattr(post, name) is not None}
+                self.posts[(post.channel, post.id)] = stored.model_copy(update=fresh)
         return new
 
     def put_export_posts(self, posts: Sequence[Post]) -> int:
@@ -100,6 +107,36 @@ class MemoryPosts:
 
     def get(self, post_id: str) -> Post:
         return next(post for (_, stored_id), post in self.posts.items() if stored_id == post_id)
+
+
+class MemoryParking:
+    """RejectedParking in memory: parked items by (source, key)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], ParkedItem] = {}
+
+    def park(
+        self, source_id: str, *, stream: str, item_id: str | None, field: str, reason: str, raw: Any, now: datetime
+    ) -> str:
+        raw_json = json.dumps(raw, default=str)
+        key = parked_key(stream, item_id, raw_json)
+        previous = self.items.get((source_id, key))
+        self.items[(source_id, key)] = ParkedItem(
+            stream=stream,
+            key=key,
+            raw=json.loads(raw_json),
+            field=field,
+            reason=reason,
+            first_seen=previous.first_seen if previous else now.isoformat(),
+            attempts=(previous.attempts if previous else 0) + 1,
+        )
+        return key
+
+    def parked(self, source_id: str, limit: int) -> list[ParkedItem]:
+        return [item for (source, _), item in sorted(self.items.items()) if source == source_id][:limit]
+
+    def release(self, source_id: str, key: str) -> None:
+        self.items.pop((source_id, key), None)
 
 
 @dataclass
@@ -174,6 +211,9 @@ class Harness:
     credentials: dict[str, str]
     state: MemorySourceState = field(default_factory=MemorySourceState)
     posts: MemoryPosts = field(default_factory=MemoryPosts)
+    parking: MemoryParking = field(default_factory=MemoryParking)
+    # The brand whose settings shape what is stored (None: an unconfigured brand, the defaults).
+    brand: Brand | None = None
     now: datetime = NOW
     # Builds the connector instead of build_connector (say, a replay with small pages).
     make_connector: Callable[[Deadline], Connector] | None = None
@@ -200,6 +240,8 @@ class Harness:
             now=lambda: self.now,
             owner="test",
             lease_duration=timedelta(minutes=5),
+            parking=self.parking,
+            brand=self.brand,
         )
 
 

@@ -86,7 +86,9 @@ def harness(x: FakeX) -> Harness:
 
 def new_mention(tweet_id: str) -> dict[str, Any]:
     tweet: dict[str, Any] = copy.deepcopy(fixture("x", "mentions.json")["data"][2])
-    tweet.update(id=tweet_id, conversation_id=tweet_id, created_at="2026-11-20T11:30:00.000Z")
+    tweet.update(
+        id=tweet_id, conversation_id=tweet_id, edit_history_tweet_ids=[tweet_id], created_at="2026-11-20T11:30:00.000Z"
+    )
     return tweet
 
 

@@ -14,6 +14,7 @@ walk has reached the old one, so nothing between them can be skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -36,11 +37,14 @@ _STALE_TOKEN_STATUSES = frozenset({400, 404, 410})
 
 @dataclass(frozen=True)
 class Rejected:
-    """An item that did not validate: skipped, logged with the offending field, counted."""
+    """An item that did not validate: logged with the offending field, counted, and parked with its payload."""
 
     field: str
     reason: str
     item_id: str | None = None
+    # The listing it came from, and what the connector needs to read it again (the item, with its context).
+    stream: str = ""
+    raw: Any = None
 
 
 @dataclass(frozen=True)
@@ -51,19 +55,28 @@ class Page:
     rejected: tuple[Rejected, ...] = ()
     # Posts deleted upstream (tombstones, delete lines): removed once this page's posts are stored.
     deleted: tuple[PostDeletion, ...] = ()
+    # Items that are no post by design (reposts, likes, private messages): not stored, counted.
+    ignored: int = 0
 
 
 class Connector(Protocol):
     def pages(self, cursor: Cursor) -> Generator[Page]: ...
 
 
-def rejected_from(error: ValidationError, item: object) -> Rejected:
+class Rereader(Protocol):
+    """A connector that can read a parked item again (None: the item is, after all, no post to store)."""
+
+    def reread(self, stream: str, raw: Any) -> Post | None: ...
+
+
+def rejected_from(error: ValidationError, item: object, raw: Any = None) -> Rejected:
     first = error.errors(include_url=False)[0]
     item_id = (item.get("id") or item.get("uri") or item.get("name")) if isinstance(item, dict) else None
     return Rejected(
         field=".".join(str(part) for part in first["loc"]) or "item",
         reason=first["msg"],
         item_id=str(item_id) if item_id is not None else None,
+        raw=item if raw is None else raw,
     )
 
 
@@ -98,6 +111,7 @@ class Listing:
     posts: list[Post] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     deleted: list[PostDeletion] = field(default_factory=list)
+    ignored: int = 0
     next_token: str | None = None
     # The newest mark among this page's new items (None when it has none).
     newest: str | None = None
@@ -165,13 +179,18 @@ class ListingConnector(ABC):
                 yield Page(
                     posts=tuple(listing.posts),
                     cursor=stored,
-                    rejected=tuple(listing.rejected),
+                    rejected=tuple(dataclasses.replace(item, stream=name) for item in listing.rejected),
                     deleted=tuple(listing.deleted),
+                    ignored=listing.ignored,
                 )
 
     @abstractmethod
     def fetch(self, stream: str, cursor: WalkCursor) -> Listing:
         """One page of a stream: the newest one when cursor.resume is None, else the one it names."""
+
+    def reread(self, stream: str, raw: Any) -> Post | None:
+        """A parked item read again; ValidationError while it still cannot be read, None when it is no post."""
+        raise ValidationError.from_exception_data("parked item", [{"type": "missing", "loc": ("item",), "input": raw}])
 
     @property
     def brand_id(self) -> str:

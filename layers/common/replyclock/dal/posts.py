@@ -51,8 +51,9 @@ def post_to_item(post: Post) -> dict[str, Any]:
     item: dict[str, Any] = {**post_key(post), "item_type": POST_ITEM_TYPE}
     for name, value in post.model_dump(mode="json", exclude_none=True).items():
         item[name] = list(value) if isinstance(value, tuple) else value
-    if not item.get("mentions"):
-        item.pop("mentions", None)
+    for name in ("mentions", "labels", "private"):
+        if not item.get(name):
+            item.pop(name, None)
     return item
 
 
@@ -60,7 +61,13 @@ def post_from_item(item: Mapping[str, Any]) -> Post:
     fields = {name: value for name, value in item.items() if name not in {"pk", "sk", "item_type"}}
     if "author_reach" in fields:
         fields["author_reach"] = int(fields["author_reach"])
+    if isinstance(fields.get("engagement"), Mapping):
+        fields["engagement"] = {name: int(count) for name, count in fields["engagement"].items()}
     return Post.model_validate(fields)
+
+
+# What a later read of a stored post updates (an edit, new counts); what measuring reads stays as first stored.
+REFRESHED_FIELDS = ("text", "edited_at", "engagement", "author_reach", "url")
 
 
 class PostStore:
@@ -68,8 +75,36 @@ class PostStore:
         self._table = get_table(table_name)
 
     def put(self, post: Post) -> bool:
-        """Store a post once; True when it was new, False when it was already there."""
-        return put_if(self._table, post_to_item(post), "attribute_not_exists(pk)")
+        """Store a post once; True when it was new, False when it was already there.
+
+        A post stored already takes the newer text, edit time, counts and reach of this read (one
+        conditional update that writes nothing when none of them changed, nor over a tombstone).
+        """
+        item = post_to_item(post)
+        if put_if(self._table, item, "attribute_not_exists(pk)"):
+            return True
+        self._refresh(item)
+        return False
+
+    def _refresh(self, item: Mapping[str, Any]) -> None:
+        fields = [name for name in REFRESHED_FIELDS if name in item]
+        if not fields:
+            return
+        names = {f"#{name}": name for name in fields}
+        values: dict[str, Any] = {f":{name}": item[name] for name in fields}
+        changed = " OR ".join(f"attribute_not_exists(#{name}) OR #{name} <> :{name}" for name in fields)
+        try:
+            self._table.update_item(
+                Key={"pk": item["pk"], "sk": item["sk"]},
+                UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+                ConditionExpression=f"item_type = :post AND ({changed})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":post": POST_ITEM_TYPE},
+            )
+        except ClientError as error:
+            translated = translate(error)
+            if not isinstance(translated, ConditionFailed):
+                raise translated from error
 
     def put_many(self, posts: Iterable[Post]) -> int:
         """Store posts one conditional put each (a batch write cannot be conditional); returns how many were new."""

@@ -39,6 +39,11 @@ def customer_of(post: Post) -> str:
     return post.author.lower().lstrip("@")
 
 
+def is_measured(post: Post, brand: Brand) -> bool:
+    """Whether a customer post may open a wait for the brand: a label its policy names keeps it stored, unmeasured."""
+    return not brand.label_policy.unmeasured or set(post.labels).isdisjoint(brand.label_policy.unmeasured)
+
+
 def speaker_of(post: Post, brand_of_handle: BrandOfHandle) -> str | None:
     """The brand that wrote a post, or None for a customer.
 
@@ -155,7 +160,9 @@ class BrandFold:
         self._auto_reply = auto_reply_matcher(brand)
 
     def addresses(self, post: Placed, parent: Placed | None) -> bool:
-        """Whether a customer post is addressed to this brand."""
+        """Whether a customer post is addressed to this brand (and may open a wait: see is_measured)."""
+        if not is_measured(post.post, self.brand):
+            return False
         if not self.brand.handles_on(post.post.channel).isdisjoint(post.post.mentions):
             return True
         if parent is not None and parent.speaker == self.brand.id:

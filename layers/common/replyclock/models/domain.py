@@ -80,8 +80,27 @@ class WaitStatus(StrEnum):
     BREACHED = "breached"
 
 
+class Engagement(BaseModel):
+    """Counts a network gives for a post when it is read (None: the network does not give that count)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    replies: int | None = Field(default=None, ge=0)
+    reposts: int | None = Field(default=None, ge=0)
+    quotes: int | None = Field(default=None, ge=0)
+    likes: int | None = Field(default=None, ge=0)
+    impressions: int | None = Field(default=None, ge=0)
+    # Reddit's score (upvotes minus downvotes, fuzzed): may be negative.
+    score: int | None = None
+
+
 class Post(BaseModel):
-    """One ingested post; immutable once stored, keyed by (channel, id)."""
+    """One ingested post, keyed by (channel, id).
+
+    What measuring reads (author, times, parent, mentions, labels, quote_of, private) is fixed
+    once stored; text, edited_at, engagement, author_reach and url follow later reads of the post
+    (an edit, new counts). docs/connectors.md says what each network's items become.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -100,6 +119,20 @@ class Post(BaseModel):
     # Bounded so a hostile payload cannot make a post item exceed DynamoDB's 400 KB item limit.
     mentions: tuple[Annotated[str, StringConstraints(max_length=256)], ...] = Field(default=(), max_length=200)
     author_reach: int | None = Field(default=None, ge=0)
+    # The post this one quotes (a quote of a brand post carries that brand's handle in mentions).
+    quote_of: PostId | None = None
+    # Moderation labels on the post or its author (Bluesky labelers; Reddit: distinguished as moderator/admin).
+    labels: tuple[Annotated[str, StringConstraints(max_length=128)], ...] = Field(default=(), max_length=50)
+    # Seen only by the people it names or the author's followers (Mastodon direct/private visibility).
+    private: bool = False
+    # When the author last edited it (the post keeps its first id and time).
+    edited_at: UtcDatetime | None = None
+    engagement: Engagement | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _normalise_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({label.strip().lower() for label in value if label.strip()}))
 
     @field_validator("mentions")
     @classmethod
@@ -275,6 +308,43 @@ class PriorityRule(BaseModel):
     min_reach: int | None = Field(default=None, ge=0)
 
 
+class DirectMentions(StrEnum):
+    """What a brand does with direct/private mentions (Mastodon direct or followers-only visibility)."""
+
+    # Stored and measured on their own channel, `<channel>-dm` (the brand's handles there are its handles on <channel>).
+    CHANNEL = "channel"
+    # Stored and measured on the public channel, flagged private.
+    FLAG = "flag"
+
+
+# Bluesky's spam label and the labels that hide a post (global !hide/!takedown); Reddit moderator/admin speech.
+DEFAULT_UNMEASURED_LABELS = ("!hide", "!takedown", "spam", "distinguished:admin", "distinguished:moderator")
+
+
+class LabelPolicy(BaseModel):
+    """Which labelled posts open no wait: they are stored and counted, but not measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unmeasured: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=lambda: list(DEFAULT_UNMEASURED_LABELS), max_length=100
+    )
+
+    @field_validator("unmeasured")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return sorted({label.strip().lower() for label in value})
+
+
+def dm_channel(channel: str) -> str:
+    """The channel a network's direct mentions are measured on when a brand keeps them apart."""
+    return f"{channel}-dm"
+
+
+def public_channel(channel: str) -> str:
+    return channel.removesuffix("-dm")
+
+
 def _default_rules() -> list[PriorityRule]:
     return [
         PriorityRule(priority=Priority.URGENT, hashtags=["#thissucks"], keywords=["outage", "is down", "not working"]),
@@ -296,6 +366,8 @@ class Brand(BaseModel):
     priority_rules: list[PriorityRule] = Field(default_factory=_default_rules)
     # Oldest first; the last one is the policy in force now.
     sla_policies: list[SLAPolicy] = Field(default_factory=lambda: [SLAPolicy()], min_length=1)
+    label_policy: LabelPolicy = Field(default_factory=LabelPolicy)
+    direct_mentions: DirectMentions = DirectMentions.CHANNEL
 
     @field_validator("handles")
     @classmethod
@@ -335,7 +407,7 @@ class Brand(BaseModel):
 
     def handles_on(self, channel: str) -> frozenset[str]:
         """The brand's handles on a channel; without configured ones, its id stands as the handle."""
-        configured = self.handles.get(channel)
+        configured = self.handles.get(channel) or self.handles.get(public_channel(channel))
         return frozenset(configured) if configured else frozenset({self.id.lower()})
 
 

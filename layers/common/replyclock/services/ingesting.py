@@ -5,7 +5,9 @@ reads pages until the source has nothing more, asks us to slow down (Throttled),
 time budget runs out (the Lambda's remaining time minus a safety margin). Each page's
 posts are written (a conditional put: re-reading a page writes nothing new), and only
 then its cursor is stored. Malformed items are logged with the offending field, counted,
-and skipped; the rest of the page is kept.
+and parked with their raw payload before the cursor passes them; the rest of the page is kept.
+A poll that read everything tries the parked items again and stores those it can now read.
+Private posts go where the brand's `direct_mentions` setting says (replyclock.logic.items).
 """
 
 from __future__ import annotations
@@ -18,17 +20,29 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from pydantic import ValidationError
 
 from replyclock.connectors import bluesky, mastodon, reddit, x
 from replyclock.connectors.base import Connector, Page
-from replyclock.connectors.http import Deadline, DeadlineExceeded, HttpClient, RateLimitHeaders, Throttled
+from replyclock.connectors.http import (
+    Deadline,
+    DeadlineExceeded,
+    HttpClient,
+    HttpError,
+    MalformedResponse,
+    RateLimitHeaders,
+    Throttled,
+)
 from replyclock.connectors.replay import ReplayConnector
+from replyclock.dal.brands import BrandStore
 from replyclock.dal.credentials import get_credentials
 from replyclock.dal.posts import PostStore
+from replyclock.dal.rejected import ParkedItem, RejectedItemStore
 from replyclock.dal.replay_objects import read_export
 from replyclock.dal.sources import SourceStore, StoredCursor
 from replyclock.dal.table import ConditionFailed
-from replyclock.models.domain import Post, PostDeletion
+from replyclock.logic.items import routed
+from replyclock.models.domain import Brand, Post, PostDeletion
 from replyclock.models.sources import Credentials, Source, SourceKind
 from replyclock.observability import logger
 
@@ -73,6 +87,12 @@ class PollOutcome:
     ingested: int = 0
     rejected: int = 0
     deleted: int = 0
+    # Items that are no post by design (reposts, likes, private messages), not stored.
+    ignored: int = 0
+    # Parked items read again and stored by this poll.
+    recovered: int = 0
+    # Posts read that carry moderation labels (stored; the brand's label policy decides whether they are measured).
+    labelled: int = 0
     newest_post_at: datetime | None = None
     retry_after_seconds: float | None = None
 
@@ -105,6 +125,22 @@ class PostWriter(Protocol):
     def delete(self, deletion: PostDeletion, now: datetime) -> bool: ...
 
 
+class RejectedParking(Protocol):
+    """Where rejected items wait with their payload (replyclock.dal.rejected.RejectedItemStore, or a fake)."""
+
+    def park(
+        self, source_id: str, *, stream: str, item_id: str | None, field: str, reason: str, raw: Any, now: datetime
+    ) -> str: ...
+
+    def parked(self, source_id: str, limit: int) -> list[ParkedItem]: ...
+
+    def release(self, source_id: str, key: str) -> None: ...
+
+
+# Parked items a poll tries again (after it read everything new).
+RETRY_PARKED_LIMIT = 25
+
+
 def poll_source(
     source: Source,
     connector: Connector,
@@ -115,6 +151,8 @@ def poll_source(
     now: Clock,
     owner: str,
     lease_duration: timedelta,
+    parking: RejectedParking | None = None,
+    brand: Brand | None = None,
 ) -> PollOutcome:
     outcome = PollOutcome(source_id=source.id)
     if not state.acquire_lease(source.id, owner, now(), lease_duration):
@@ -142,7 +180,7 @@ def poll_source(
             except DeadlineExceeded:
                 outcome.status = PollStatus.DEADLINE
                 break
-            _store(page, source, posts, outcome, now())
+            _store(page, source, posts, outcome, now(), parking, brand)
             if page.cursor != cursor:
                 try:
                     version = state.save_cursor(source.id, page.cursor, version, now())
@@ -151,6 +189,8 @@ def poll_source(
                     logger.warning("another poll moved the cursor; stopping", source_id=source.id)
                     break
                 cursor = page.cursor
+        if outcome.status is PollStatus.COMPLETED and parking is not None and not deadline.expired:
+            _retry_parked(source, connector, parking, posts, outcome, now(), brand)
     except Exception:
         outcome.status = PollStatus.FAILED
         logger.exception("poll failed", source_id=source.id)
@@ -173,7 +213,15 @@ def _end_lease(state: SourceState, source: Source, owner: str, outcome: PollOutc
         state.release_lease(source.id, owner)
 
 
-def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome, now: datetime) -> None:
+def _store(
+    page: Page,
+    source: Source,
+    posts: PostWriter,
+    outcome: PollOutcome,
+    now: datetime,
+    parking: RejectedParking | None = None,
+    brand: Brand | None = None,
+) -> None:
     for rejected in page.rejected:
         logger.warning(
             "rejected item",
@@ -182,17 +230,61 @@ def _store(page: Page, source: Source, posts: PostWriter, outcome: PollOutcome, 
             field=rejected.field,
             reason=rejected.reason,
         )
+        # Parked before the cursor that passes it is stored: the item stays reachable.
+        if parking is not None and rejected.raw is not None:
+            parking.park(
+                source.id,
+                stream=rejected.stream or "items",
+                item_id=rejected.item_id,
+                field=rejected.field,
+                reason=rejected.reason,
+                raw=rejected.raw,
+                now=now,
+            )
     outcome.pages += 1
     outcome.rejected += len(page.rejected)
+    outcome.ignored += page.ignored
     outcome.received += len(page.posts)
+    outcome.labelled += sum(1 for post in page.posts if post.labels)
     # An export's roots come from the reply chains inside the file; its posts keep one identity across exports.
     is_export = source.kind is SourceKind.REPLAY
-    outcome.ingested += posts.put_export_posts(page.posts) if is_export else posts.put_many(page.posts)
+    stored = [routed(post, brand) for post in page.posts] if not is_export else list(page.posts)
+    outcome.ingested += posts.put_export_posts(stored) if is_export else posts.put_many(stored)
     # After the page's posts: a delete line may name a post of the same page.
     outcome.deleted += sum(posts.delete(deletion, now) for deletion in page.deleted)
     newest = max((post.created_at for post in page.posts), default=None)
     if newest and (outcome.newest_post_at is None or newest > outcome.newest_post_at):
         outcome.newest_post_at = newest
+
+
+def _retry_parked(
+    source: Source,
+    connector: Connector,
+    parking: RejectedParking,
+    posts: PostWriter,
+    outcome: PollOutcome,
+    now: datetime,
+    brand: Brand | None,
+) -> None:
+    """Read parked items again: those that now read as posts are stored and released, the others stay."""
+    reread = getattr(connector, "reread", None)
+    if reread is None:
+        return
+    for parked in parking.parked(source.id, RETRY_PARKED_LIMIT):
+        try:
+            post = reread(parked.stream, parked.raw)
+        except ValidationError:
+            continue
+        except (Throttled, DeadlineExceeded):
+            return  # the next poll tries again
+        except (HttpError, MalformedResponse) as error:
+            # Best effort: what is parked stays parked, and the poll that read everything new still succeeds.
+            logger.warning("parked item not read again", source_id=source.id, key=parked.key, error=str(error))
+            return
+        if post is not None:
+            outcome.recovered += posts.put_many([routed(post, brand)])
+        parking.release(source.id, parked.key)
+        logger.info("parked item read again", source_id=source.id, key=parked.key, stored=post is not None)
 
 
 def emit_metrics(outcome: PollOutcome, now: datetime) -> None:
@@ -201,6 +293,8 @@ def emit_metrics(outcome: PollOutcome, now: datetime) -> None:
     metrics.add_metric(name="IngestedPosts", unit=MetricUnit.Count, value=outcome.ingested)
     metrics.add_metric(name="IngestRejected", unit=MetricUnit.Count, value=outcome.rejected)
     metrics.add_metric(name="DeletedPosts", unit=MetricUnit.Count, value=outcome.deleted)
+    metrics.add_metric(name="IngestRecovered", unit=MetricUnit.Count, value=outcome.recovered)
+    metrics.add_metric(name="IngestLabelled", unit=MetricUnit.Count, value=outcome.labelled)
     metrics.add_metric(name="IngestThrottled", unit=MetricUnit.Count, value=int(outcome.status is PollStatus.THROTTLED))
     if outcome.newest_post_at is not None:
         lag = max(0.0, (now - outcome.newest_post_at).total_seconds())
@@ -253,6 +347,7 @@ def ingest(
         logger.info("source is disabled", source_id=source_id)
         return PollOutcome(source_id=source_id, status=PollStatus.DISABLED)
     deadline = Deadline(remaining_ms, SAFETY_MARGIN_MS)
+    brand = BrandStore(table_name).get(source.brand_id) if source.brand_id else None
     return poll_source(
         source,
         build(source, deadline=deadline, now=now),
@@ -262,4 +357,6 @@ def ingest(
         now=now,
         owner=owner,
         lease_duration=timedelta(milliseconds=remaining_ms()) + LEASE_MARGIN,
+        parking=RejectedItemStore(table_name),
+        brand=brand,
     )

@@ -44,7 +44,7 @@ from replyclock.logic.waits import (
     placed_conversation,
     speaker_of,
 )
-from replyclock.models.domain import Brand, ConversationState, Post, Wait, WaitStatus
+from replyclock.models.domain import Brand, ConversationState, Post, Wait, WaitStatus, public_channel
 from replyclock.models.records import PostRecord
 
 # Concurrent writers of one conversation are rare (one shard, one sweeper); a few tries settle any race.
@@ -67,11 +67,14 @@ class BrandDirectory:
 
     def brand_for_handle(self, channel: str, handle: str) -> str | None:
         """The configured brand behind a handle; a brand without handles on a channel answers to its id."""
-        configured = self._ids_by_handle.get((channel, handle))
+        # A direct-mentions channel (`mastodon-dm`) answers to the handles of its public one.
+        public = public_channel(channel)
+        configured = self._ids_by_handle.get((channel, handle)) or self._ids_by_handle.get((public, handle))
         if configured:
             return configured
         brand_id = self._ids_by_own_id.get(handle)
-        if brand_id and not self._brands[brand_id].handles.get(channel):
+        handles = self._brands[brand_id].handles if brand_id else {}
+        if brand_id and not (handles.get(channel) or handles.get(public)):
             return brand_id
         return None
 
