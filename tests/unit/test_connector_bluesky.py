@@ -40,6 +40,19 @@ class FakeBluesky:
         api.route(r"^/xrpc/com\.atproto\.server\.createSession$", self.create_session, method="POST")
         api.route(r"^/xrpc/app\.bsky\.notification\.listNotifications$", self.list_notifications)
         api.route(r"^/xrpc/app\.bsky\.feed\.getAuthorFeed$", self.author_feed)
+        api.route(r"^/xrpc/app\.bsky\.actor\.getProfiles$", self.profiles)
+        # handle -> followersCount that app.bsky.actor.getProfiles answers
+        self.followers: dict[str, int] = {}
+
+    def profiles(self, request: Request) -> Response:
+        actors = request.args.getlist("actors")
+        assert 1 <= len(actors) <= 25
+        found = [
+            {"did": f"did:plc:{actor.split('.')[0]}", "handle": actor, "followersCount": self.followers[actor]}
+            for actor in actors
+            if actor in self.followers
+        ]
+        return json_response({"profiles": found}, headers=self._limits())
 
     def create_session(self, request: Request) -> Response:
         assert request.get_json() == {"identifier": "acmehelp.bsky.social", "password": APP_PASSWORD}
@@ -216,10 +229,11 @@ def test_an_expired_session_is_renewed_once(harness: Harness, server: FakeBluesk
 def test_a_429_stops_the_poll_and_the_next_poll_resumes_without_loss_or_duplicates(
     harness: Harness, server: FakeBluesky
 ) -> None:
-    # Given two notifications per page, and the second page refused (requests: session, page 1, page 2)
+    # Given two notifications per page, and the second page refused (requests: session, page 1, its authors' profiles,
+    # page 2)
     server.page_size = 2
     headers = {"ratelimit-remaining": "0", "ratelimit-reset": str(int(time.time()) + 300)}
-    server.api.faults[3] = rate_limited(fixture("bluesky", "rate_limited.json"), headers)
+    server.api.faults[4] = rate_limited(fixture("bluesky", "rate_limited.json"), headers)
 
     # When the source is polled
     throttled = harness.poll()
@@ -253,11 +267,11 @@ def test_a_malformed_notification_is_rejected_and_the_rest_kept(harness: Harness
 
 
 def test_a_spent_time_budget_stops_between_pages_and_a_rerun_completes(harness: Harness, server: FakeBluesky) -> None:
-    # Given two notifications per page and a budget spent by the session and page 1
+    # Given two notifications per page and a budget spent by the session, page 1 and its authors' profiles
     server.page_size = 2
 
     # When the source is polled
-    stopped = harness.poll(server.api.budget_after(2))
+    stopped = harness.poll(server.api.budget_after(3))
 
     # Then it stops after page 1, and the next poll completes
     assert stopped.status is PollStatus.DEADLINE

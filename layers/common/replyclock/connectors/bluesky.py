@@ -27,7 +27,7 @@ from replyclock.connectors.base import (
     rejected_from,
 )
 from replyclock.connectors.http import HttpClient, HttpError, RateLimitHeaders, Response
-from replyclock.models.domain import AuthorRole, Post
+from replyclock.models.domain import AuthorRole, Engagement, Post
 from replyclock.models.sources import Credentials, Source
 from replyclock.redaction import register_secrets
 
@@ -39,6 +39,11 @@ POST_REASONS = ("mention", "reply", "quote")
 SESSION_SECONDS = 3600
 _MENTION_FEATURE = "app.bsky.richtext.facet#mention"
 _AT_URI = r"^at://\S+$"
+# app.bsky.actor.getProfiles takes at most 25 actors.
+PROFILES_PER_REQUEST = 25
+FOLLOWERS_SECONDS = 3600
+# handle -> (followers, monotonic expiry), across warm invocations
+_FOLLOWERS: BoundedCache[str, tuple[int, float]] = BoundedCache(20_000)
 # (server, identifier) -> (access token, monotonic expiry)
 _SESSIONS: BoundedCache[tuple[str, str], tuple[str, float]] = BoundedCache(256)
 
@@ -77,6 +82,26 @@ class BskyFacet(BaseModel):
     features: list[BskyFeature] = Field(default_factory=list)
 
 
+class BskyEmbed(BaseModel):
+    """app.bsky.embed.record (a quote: record is a strongRef) or recordWithMedia (record.record is)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    type: str = Field(default="", alias="$type")
+    record: dict[str, Any] | None = None
+
+    @property
+    def quoted_uri(self) -> str | None:
+        ref: dict[str, Any] = self.record or {}
+        if self.type.startswith("app.bsky.embed.recordWithMedia"):
+            inner = ref.get("record")
+            ref = inner if isinstance(inner, dict) else {}
+        elif not self.type.startswith("app.bsky.embed.record"):
+            return None
+        uri = ref.get("uri")
+        return uri if isinstance(uri, str) and uri.startswith("at://") else None
+
+
 class BskyPostRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -84,6 +109,20 @@ class BskyPostRecord(BaseModel):
     createdAt: AwareDatetime
     reply: BskyReply | None = None
     facets: list[BskyFacet] = Field(default_factory=list)
+    embed: BskyEmbed | None = None
+
+
+class BskyLabel(BaseModel):
+    """com.atproto.label.defs#label: `val` set by labeler `src`; `neg` retracts it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    val: str = Field(min_length=1, max_length=128)
+    neg: bool = False
+
+
+def label_values(*groups: list[BskyLabel]) -> tuple[str, ...]:
+    return tuple(label.val for labels in groups for label in labels if not label.neg)
 
 
 class BskyAuthor(BaseModel):
@@ -91,8 +130,9 @@ class BskyAuthor(BaseModel):
 
     did: str
     handle: str = Field(min_length=1)
-    # Only detailed profile views carry it; notifications and feeds usually do not.
+    # Only detailed profile views carry it (app.bsky.actor.getProfiles); notifications and feeds do not.
     followersCount: int | None = Field(default=None, ge=0)
+    labels: list[BskyLabel] = Field(default_factory=list)
 
 
 class BskyPostNotification(BaseModel):
@@ -101,8 +141,11 @@ class BskyPostNotification(BaseModel):
     uri: str = Field(pattern=_AT_URI)
     author: BskyAuthor
     reason: str
+    # For a reply or quote: the brand's post it answers or quotes.
+    reasonSubject: str | None = None
     record: BskyPostRecord
     indexedAt: AwareDatetime
+    labels: list[BskyLabel] = Field(default_factory=list)
 
 
 class BskyPostView(BaseModel):
@@ -112,6 +155,17 @@ class BskyPostView(BaseModel):
     author: BskyAuthor
     record: BskyPostRecord
     indexedAt: AwareDatetime
+    labels: list[BskyLabel] = Field(default_factory=list)
+    replyCount: int | None = Field(default=None, ge=0)
+    repostCount: int | None = Field(default=None, ge=0)
+    likeCount: int | None = Field(default=None, ge=0)
+    quoteCount: int | None = Field(default=None, ge=0)
+
+
+class BskyProfiles(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    profiles: list[Any] = Field(default_factory=list)
 
 
 class BskyFeedItem(BaseModel):
@@ -203,6 +257,7 @@ class BlueskyConnector(ListingConnector):
         rejected: list[Rejected] = []
         newest: datetime | None = None
         reached = False
+        ignored = 0
         for raw in raw_items:
             indexed_at = self.trusted_position(_indexed_at(raw))
             if boundary is not None and indexed_at is not None and indexed_at < boundary:
@@ -217,13 +272,19 @@ class BlueskyConnector(ListingConnector):
                 continue
             if post is not None:
                 posts.append(post)
+            else:
+                ignored += 1
         return Listing(
-            posts=posts,
+            posts=self._with_followers(posts),
             rejected=rejected,
+            ignored=ignored,
             next_token=next_token if raw_items else None,
             newest=newest.isoformat() if newest else None,
             reached=reached,
         )
+
+    def reread(self, stream: str, raw: Any) -> Post | None:
+        return self._read_item(stream, raw)
 
     def _read_item(self, stream: str, raw: Any) -> Post | None:
         if stream == "mentions":
@@ -231,16 +292,66 @@ class BlueskyConnector(ListingConnector):
                 return None
             notification = BskyPostNotification.model_validate(raw)
             # Bluesky says the post is addressed to the account (mentions it, replies to it or quotes it).
+            quoted = notification.record.embed.quoted_uri if notification.record.embed else None
+            if notification.reason == "quote":
+                quoted = notification.reasonSubject or quoted
             return self.to_post(
-                notification.uri, notification.author, notification.record, notification.indexedAt, addressed=True
+                notification.uri,
+                notification.author,
+                notification.record,
+                notification.indexedAt,
+                addressed=True,
+                labels=label_values(notification.labels, notification.author.labels),
+                quote_of=quoted,
             )
         item = BskyFeedItem.model_validate(raw)
         if item.reason is not None or item.post.author.did != self.source.account_id:
-            return None
-        return self.to_post(item.post.uri, item.post.author, item.post.record, item.post.indexedAt)
+            return None  # a repost (or someone else's post in the feed)
+        view = item.post
+        return self.to_post(
+            view.uri,
+            view.author,
+            view.record,
+            view.indexedAt,
+            labels=label_values(view.labels, view.author.labels),
+            quote_of=view.record.embed.quoted_uri if view.record.embed else None,
+            engagement=Engagement(
+                replies=view.replyCount, reposts=view.repostCount, quotes=view.quoteCount, likes=view.likeCount
+            ),
+        )
+
+    def _with_followers(self, posts: list[Post]) -> list[Post]:
+        """Authors' follower counts from app.bsky.actor.getProfiles, 25 actors a request, cached an hour."""
+        wanted = sorted({post.author for post in posts if post.author_reach is None})
+        now = time.monotonic()
+        missing = [actor for actor in wanted if (cached := _FOLLOWERS.get(actor)) is None or cached[1] <= now]
+        for start in range(0, len(missing), PROFILES_PER_REQUEST):
+            batch = missing[start : start + PROFILES_PER_REQUEST]
+            response = self._get("app.bsky.actor.getProfiles", {"actors": batch})
+            for raw in parse_payload(BskyProfiles, response.json(), "Bluesky profiles").profiles:
+                try:
+                    profile = BskyAuthor.model_validate(raw)
+                except ValidationError:
+                    continue
+                if profile.followersCount is not None:
+                    _FOLLOWERS.put(profile.handle, (profile.followersCount, now + FOLLOWERS_SECONDS))
+        reach = {actor: found[0] for actor in wanted if (found := _FOLLOWERS.get(actor)) is not None}
+        return [
+            post.model_copy(update={"author_reach": reach[post.author]}) if post.author in reach else post
+            for post in posts
+        ]
 
     def to_post(
-        self, uri: str, author: BskyAuthor, record: BskyPostRecord, indexed_at: datetime, *, addressed: bool = False
+        self,
+        uri: str,
+        author: BskyAuthor,
+        record: BskyPostRecord,
+        indexed_at: datetime,
+        *,
+        addressed: bool = False,
+        labels: tuple[str, ...] = (),
+        quote_of: str | None = None,
+        engagement: Engagement | None = None,
     ) -> Post:
         is_brand = author.did == self.source.account_id
         mentions = mentioned_handles(record, str(self.source.account_id), self.handle)
@@ -258,6 +369,9 @@ class BlueskyConnector(ListingConnector):
             conversation_id=record.reply.root.uri if record.reply else uri,
             mentions=(*mentions, self.handle) if addressed else tuple(mentions),
             author_reach=author.followersCount,
+            labels=labels,
+            quote_of=quote_of,
+            engagement=engagement,
         )
 
     def _get(self, method: str, params: dict[str, str | int | list[str]]) -> Response:
@@ -291,3 +405,4 @@ class BlueskyConnector(ListingConnector):
 
 def clear_sessions() -> None:
     _SESSIONS.clear()
+    _FOLLOWERS.clear()
