@@ -36,7 +36,7 @@ class FakeMastodon:
         api.route(r"^/api/v1/statuses/\d+/context$", self.context)
 
     def list_notifications(self, request: Request) -> Response:
-        assert request.args.getlist("types[]") == ["mention"]
+        assert request.args.getlist("types[]") == ["mention", "quote"]
         return self._page(request, self.notifications)
 
     def list_statuses(self, request: Request) -> Response:

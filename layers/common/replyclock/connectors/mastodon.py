@@ -35,13 +35,17 @@ from replyclock.connectors.http import (
     link_targets,
     query_value,
 )
-from replyclock.models.domain import AuthorRole, Post
+from replyclock.models.domain import AuthorRole, Engagement, Post
 from replyclock.models.sources import Credentials, Source
 
 CHANNEL = "mastodon"
 PAGE_SIZE = 40
 RATE_LIMIT = RateLimitHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", reset_format="iso")
 _STATUS_ID = r"^\d{1,20}$"
+# Notifications that are statuses addressed to the account: mentions, and (Mastodon 4.5) quotes of its statuses.
+POST_TYPES = ("mention", "quote")
+# Followers-only and direct statuses are seen only by those they name (or the author's followers).
+PRIVATE_VISIBILITIES = frozenset({"private", "direct"})
 # (server, status id) -> conversation root; statuses never move between threads, so entries never go stale.
 _ROOTS: BoundedCache[tuple[str, str], str] = BoundedCache(50_000)
 _BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.IGNORECASE)
@@ -63,6 +67,27 @@ class MastodonMention(BaseModel):
     acct: str = Field(min_length=1)
 
 
+class MastodonQuotedStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    account: MastodonAccount | None = None
+
+
+class MastodonQuote(BaseModel):
+    """Mastodon 4.5 Quote (quoted_status) or ShallowQuote (quoted_status_id); only an accepted one shows the post."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: str = ""
+    quoted_status: MastodonQuotedStatus | None = None
+    quoted_status_id: str | None = None
+
+    @property
+    def quoted_id(self) -> str | None:
+        return self.quoted_status.id if self.quoted_status else self.quoted_status_id
+
+
 class MastodonStatus(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -74,6 +99,16 @@ class MastodonStatus(BaseModel):
     account: MastodonAccount
     content: str = ""
     mentions: list[MastodonMention] = Field(default_factory=list)
+    visibility: str = "public"
+    spoiler_text: str = ""
+    edited_at: AwareDatetime | None = None
+    # A boost: someone else's status, shared.
+    reblog: dict[str, Any] | None = None
+    quote: MastodonQuote | None = None
+    replies_count: int | None = Field(default=None, ge=0)
+    reblogs_count: int | None = Field(default=None, ge=0)
+    favourites_count: int | None = Field(default=None, ge=0)
+    quotes_count: int | None = Field(default=None, ge=0)
 
 
 class MastodonNotification(BaseModel):
@@ -117,7 +152,7 @@ class MastodonConnector(ListingConnector):
         params: dict[str, str | int | list[str]] = {"limit": PAGE_SIZE}
         if stream == "mentions":
             url = f"{self.source.api_url}/api/v1/notifications"
-            params["types[]"] = ["mention"]
+            params["types[]"] = list(POST_TYPES)
         else:
             url = f"{self.source.api_url}/api/v1/accounts/{self.source.account_id}/statuses"
             params["exclude_reblogs"] = "true"
@@ -134,6 +169,7 @@ class MastodonConnector(ListingConnector):
         rejected: list[Rejected] = []
         marks: list[str] = []
         reached = False
+        ignored = 0
         for raw in items:
             try:
                 mark, status, created_at = self._read_item(stream, raw)
@@ -146,13 +182,16 @@ class MastodonConnector(ListingConnector):
                 reached = True
                 continue
             marks.append(mark)
-            if status is not None:
+            if status is not None and status.reblog is None:
                 statuses.append(status)
+            else:
+                ignored += 1
         next_url = link_targets(response.header("link")).get("next")
-        posts = self._to_posts(statuses, rejected)
+        posts = self._to_posts(statuses, rejected, addressed=stream == "mentions")
         return Listing(
             posts=posts,
             rejected=rejected,
+            ignored=ignored,
             next_token=query_value(next_url, "max_id") if items and next_url else None,
             newest=max(marks, key=_numeric_key, default=None),
             reached=reached,
@@ -161,20 +200,26 @@ class MastodonConnector(ListingConnector):
     def _read_item(self, stream: str, raw: Any) -> tuple[str, MastodonStatus | None, datetime]:
         if stream == "mentions":
             notification = MastodonNotification.model_validate(raw)
-            status = notification.status if notification.type == "mention" else None
+            status = notification.status if notification.type in POST_TYPES else None
             return notification.id, status, notification.created_at
         status = MastodonStatus.model_validate(raw)
         return status.id, status, status.created_at
 
-    def _to_posts(self, statuses: list[MastodonStatus], rejected: list[Rejected]) -> list[Post]:
+    def reread(self, stream: str, raw: Any) -> Post | None:
+        _, status, _ = self._read_item(stream, raw)
+        if status is None or status.reblog is not None:
+            return None
+        return self.to_post(status, self._root_of(status), addressed=stream == "mentions")
+
+    def _to_posts(self, statuses: list[MastodonStatus], rejected: list[Rejected], *, addressed: bool) -> list[Post]:
         posts: list[Post] = []
         # Oldest first, so a parent on the same page is resolved before its replies.
         for status in sorted(statuses, key=lambda s: _numeric_key(s.id)):
             root = self._root_of(status)
             try:
-                posts.append(self.to_post(status, root))
+                posts.append(self.to_post(status, root, addressed=addressed))
             except ValidationError as error:
-                rejected.append(rejected_from(error, {"id": status.id}))
+                rejected.append(rejected_from(error, {"id": status.id}, status.model_dump(mode="json")))
         return posts
 
     def _root_of(self, status: MastodonStatus) -> str:
@@ -203,8 +248,19 @@ class MastodonConnector(ListingConnector):
             _ROOTS.put((self.source.api_url, ancestor.id), root)
         return root
 
-    def to_post(self, status: MastodonStatus, root: str) -> Post:
+    def to_post(self, status: MastodonStatus, root: str, *, addressed: bool = False) -> Post:
         is_brand = status.account.id == self.source.account_id
+        mentions = [mention.acct for mention in status.mentions]
+        quoted = status.quote.quoted_status if status.quote and status.quote.state == "accepted" else None
+        if not is_brand and quoted is not None and quoted.account and quoted.account.id == self.source.account_id:
+            mentions.append(self.handle)  # a quote of the brand's status is addressed to the brand
+        elif not is_brand and addressed and status.quote is not None and self.handle not in mentions:
+            # A quote notification: the quoted status is the brand's (the server says so by notifying it).
+            mentions.append(self.handle)
+        # A content warning is part of what the customer wrote.
+        text = html_to_text(status.content)
+        if status.spoiler_text.strip():
+            text = f"{status.spoiler_text.strip()}\n{text}"
         return Post(
             channel=CHANNEL,
             id=status.id,
@@ -212,12 +268,21 @@ class MastodonConnector(ListingConnector):
             author_role=AuthorRole.BRAND if is_brand else AuthorRole.CUSTOMER,
             brand_id=self.brand_id if is_brand else None,
             created_at=status.created_at,
-            text=html_to_text(status.content),
+            text=text,
             url=status.url or status.uri,
             in_reply_to=status.in_reply_to_id,
             conversation_id=root,
-            mentions=tuple(mention.acct for mention in status.mentions),
+            mentions=tuple(mentions),
             author_reach=status.account.followers_count,
+            quote_of=status.quote.quoted_id if status.quote else None,
+            private=status.visibility in PRIVATE_VISIBILITIES,
+            edited_at=status.edited_at,
+            engagement=Engagement(
+                replies=status.replies_count,
+                reposts=status.reblogs_count,
+                likes=status.favourites_count,
+                quotes=status.quotes_count,
+            ),
         )
 
 
