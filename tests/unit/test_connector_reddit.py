@@ -40,6 +40,11 @@ class FakeReddit:
         api.route(r"^/api/v1/access_token$", self.access_token, method="POST")
         api.route(r"^/message/mentions$", lambda request: self._listing(request, self.mentions))
         api.route(r"^/user/acmehelp/comments$", lambda request: self._listing(request, self.comments))
+        # Replies to the brand's comments and posts (inbox listings polled after its own comments).
+        self.comment_replies: list[dict[str, Any]] = []
+        self.post_replies: list[dict[str, Any]] = []
+        api.route(r"^/message/comments$", lambda request: self._listing(request, self.comment_replies))
+        api.route(r"^/message/selfreply$", lambda request: self._listing(request, self.post_replies))
 
     def access_token(self, request: Request) -> Response:
         basic = base64.b64encode(b"acme-script-app:reddit-client-secret-for-tests").decode()
@@ -110,6 +115,9 @@ def test_first_poll_stores_mentions_and_the_brands_comments_within_the_look_back
     assert harness.state.cursor.value == {
         "mentions": {"watermark": "1795167600.0"},
         "own": {"watermark": "1795166400.0"},
+        # Nothing replied to the brand yet: the next poll reaches back the look-back again.
+        "comment_replies": {},
+        "post_replies": {},
     }
 
 

@@ -1,8 +1,9 @@
-"""Reddit: username mentions of the brand's account, and the account's own comments.
+"""Reddit: the brand's inbox (username mentions, replies to its comments and posts), and its own comments.
 
 OAuth2 password grant for a "script" app (POST https://www.reddit.com/api/v1/access_token
 with the app's id and secret as HTTP Basic auth); the bearer token is kept until shortly
-before it expires. Reads GET /message/mentions and GET /user/<name>/comments?sort=new on
+before it expires. Reads GET /message/mentions, /message/comments, /message/selfreply and
+GET /user/<name>/comments?sort=new on
 oauth.reddit.com, newest first, paged with `after` (the last item's fullname). The
 watermark is the newest `created_utc` read. Comment ids are fullnames (`t1_...`); the
 conversation is the submission (`link_id`, `t3_...`; the inbox leaves it out, so it is
@@ -30,7 +31,7 @@ from replyclock.connectors.base import (
     rejected_from,
 )
 from replyclock.connectors.http import HttpClient, HttpError, RateLimitHeaders, Response
-from replyclock.models.domain import AuthorRole, Post, PostDeletion
+from replyclock.models.domain import AuthorRole, Engagement, Post, PostDeletion
 from replyclock.models.sources import Credentials, Source
 from replyclock.redaction import register_secrets
 
@@ -61,6 +62,12 @@ class RedditComment(BaseModel):
     link_id: str = Field(pattern=r"^t3_[a-z0-9]+$")
     permalink: str | None = None
     context: str | None = None
+    # Reddit's fuzzed score; inbox items carry it too.
+    score: int | None = None
+    # False, or when the author last edited it (Unix seconds).
+    edited: bool | float = False
+    # "moderator" or "admin" when the author spoke in that capacity.
+    distinguished: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -99,8 +106,23 @@ def _created_utc(child: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and 0 < value <= _TIME_LIMIT else None
 
 
+# Inbox listings of items addressed to the brand: username mentions, replies to its comments, replies to its posts.
+INBOX_PATHS = {
+    "mentions": "/message/mentions",
+    "comment_replies": "/message/comments",
+    "post_replies": "/message/selfreply",
+}
+
+
+def _edited_at(edited: bool | float) -> datetime | None:
+    if isinstance(edited, bool) or not 0 < edited <= _TIME_LIMIT:
+        return None
+    return datetime.fromtimestamp(edited, tz=UTC)
+
+
 class RedditConnector(ListingConnector):
-    streams = ("mentions", "own")
+    # New streams go last: each has its own cursor, and the first poll of one reaches back the look-back.
+    streams = ("mentions", "own", "comment_replies", "post_replies")
 
     def __init__(self, source: Source, credentials: Credentials, http: HttpClient, now: Callable[[], datetime]) -> None:
         super().__init__(source, http, now)
@@ -117,7 +139,7 @@ class RedditConnector(ListingConnector):
         boundary = float(cursor.watermark) if cursor.watermark else None
         if boundary is None and cursor.floor:
             boundary = datetime.fromisoformat(cursor.floor).timestamp()
-        path = "/message/mentions" if stream == "mentions" else f"/user/{self.handle}/comments"
+        path = INBOX_PATHS.get(stream) or f"/user/{self.handle}/comments"
         params: dict[str, str | int] = {"limit": PAGE_SIZE, "raw_json": 1}
         if stream == "own":
             params["sort"] = "new"
@@ -129,6 +151,7 @@ class RedditConnector(ListingConnector):
         deleted: list[PostDeletion] = []
         newest: float | None = None
         reached = False
+        ignored = 0
         for child in listing.data.children:
             created = _created_utc(child)
             if created is not None and self.trusted_position(datetime.fromtimestamp(created, UTC)) is None:
@@ -139,6 +162,7 @@ class RedditConnector(ListingConnector):
             if created is not None:
                 newest = max(newest or created, created)
             if isinstance(child, dict) and child.get("kind") != "t1":
+                ignored += 1
                 continue  # private messages (t4) are not public conversation
             data = child.get("data") if isinstance(child, dict) else child
             try:
@@ -146,17 +170,24 @@ class RedditConnector(ListingConnector):
                 if comment.author == _TOMBSTONE_AUTHOR and comment.body in _TOMBSTONE_BODIES:
                     deleted.append(PostDeletion(channel=CHANNEL, id=comment.name, conversation_id=comment.link_id))
                 else:
-                    posts.append(self.to_post(comment, addressed=stream == "mentions"))
+                    posts.append(self.to_post(comment, addressed=stream in INBOX_PATHS))
             except ValidationError as error:
                 rejected.append(rejected_from(error, data))
         return Listing(
             posts=posts,
             rejected=rejected,
+            ignored=ignored,
             deleted=deleted,
             next_token=listing.data.after if listing.data.children else None,
             newest=repr(newest) if newest is not None else None,
             reached=reached,
         )
+
+    def reread(self, stream: str, raw: Any) -> Post | None:
+        comment = RedditComment.model_validate(raw)
+        if comment.author == _TOMBSTONE_AUTHOR and comment.body in _TOMBSTONE_BODIES:
+            return None
+        return self.to_post(comment, addressed=stream in INBOX_PATHS)
 
     def to_post(self, comment: RedditComment, *, addressed: bool = False) -> Post:
         is_brand = comment.author.lower() == self.handle
@@ -173,8 +204,12 @@ class RedditConnector(ListingConnector):
             url=f"https://www.reddit.com{link}" if link else None,
             in_reply_to=comment.parent_id,
             conversation_id=comment.link_id,
-            # A username mention is addressed to the brand even when the body spells it differently.
+            # An inbox item (a username mention, a reply to the brand's comment or post) is addressed to the brand.
             mentions=(*mentions, self.handle) if addressed else tuple(mentions),
+            # A moderator's or admin's distinguished comment speaks for the subreddit (the brand's label policy).
+            labels=(f"distinguished:{comment.distinguished}",) if comment.distinguished and not is_brand else (),
+            edited_at=_edited_at(comment.edited),
+            engagement=Engagement(score=comment.score) if comment.score is not None else None,
         )
 
     def _get(self, path: str, params: dict[str, str | int]) -> Response:
