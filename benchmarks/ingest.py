@@ -539,6 +539,9 @@ class RedditFeed(Feed):
         api.route(r"^/api/v1/access_token$", lambda request: _json(token), method="POST")
         api.route(r"^/message/mentions$", lambda request: self.listing("mentions", request))
         api.route(r"^/user/acmehelp/comments$", lambda request: self.listing("own", request))
+        # Replies to the brand's comments and posts (issue 13): none in this feed.
+        empty = {"kind": "Listing", "data": {"after": None, "before": None, "children": []}}
+        api.route(r"^/message/(comments|selfreply)$", lambda request: _json(empty))
         return self
 
     def source(self) -> Source:

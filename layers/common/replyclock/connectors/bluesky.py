@@ -26,9 +26,10 @@ from replyclock.connectors.base import (
     parse_payload,
     rejected_from,
 )
-from replyclock.connectors.http import HttpClient, HttpError, RateLimitHeaders, Response
+from replyclock.connectors.http import HttpClient, HttpError, MalformedResponse, RateLimitHeaders, Response
 from replyclock.models.domain import AuthorRole, Engagement, Post
 from replyclock.models.sources import Credentials, Source
+from replyclock.observability import logger
 from replyclock.redaction import register_secrets
 
 CHANNEL = "bluesky"
@@ -327,8 +328,14 @@ class BlueskyConnector(ListingConnector):
         missing = [actor for actor in wanted if (cached := _FOLLOWERS.get(actor)) is None or cached[1] <= now]
         for start in range(0, len(missing), PROFILES_PER_REQUEST):
             batch = missing[start : start + PROFILES_PER_REQUEST]
-            response = self._get("app.bsky.actor.getProfiles", {"actors": batch})
-            for raw in parse_payload(BskyProfiles, response.json(), "Bluesky profiles").profiles:
+            try:
+                response = self._get("app.bsky.actor.getProfiles", {"actors": batch})
+                profiles = parse_payload(BskyProfiles, response.json(), "Bluesky profiles").profiles
+            except (HttpError, MalformedResponse) as error:
+                # Reach is extra: the posts are stored without it (a 429 still stops the poll).
+                logger.warning("Bluesky profiles not read; reach left unknown", error=str(error))
+                break
+            for raw in profiles:
                 try:
                     profile = BskyAuthor.model_validate(raw)
                 except ValidationError:

@@ -219,7 +219,10 @@ class MastodonConnector(ListingConnector):
             try:
                 posts.append(self.to_post(status, root, addressed=addressed))
             except ValidationError as error:
-                rejected.append(rejected_from(error, {"id": status.id}, status.model_dump(mode="json")))
+                raw = status.model_dump(mode="json", by_alias=True)
+                if addressed:  # parked as the notification it came in, so it is read again the same way
+                    raw = {"id": status.id, "type": "mention", "created_at": raw["created_at"], "status": raw}
+                rejected.append(rejected_from(error, {"id": status.id}, raw))
         return posts
 
     def _root_of(self, status: MastodonStatus) -> str:

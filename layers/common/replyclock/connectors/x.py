@@ -207,7 +207,8 @@ class XConnector(ListingConnector):
             return self._read(raw)
         except ValidationError as error:
             failure = error
-            tweet_id = raw.get("tweet", {}).get("id") if isinstance(raw, dict) else None
+            tweet = raw.get("tweet") if isinstance(raw, dict) else None
+            tweet_id = tweet.get("id") if isinstance(tweet, dict) else None
             if not isinstance(tweet_id, str) or not tweet_id.isdigit():
                 raise
         params: dict[str, str | int] = {
