@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.dal.aggregates import BucketStore
+from replyclock.dal.rollups import RollupStore
 from replyclock.observability import logger, metrics, tracer
 from replyclock.services.aggregating import apply_state_changes, parse_changes
 from replyclock.settings import get_settings
@@ -28,13 +29,15 @@ class ChangeNotApplied(Exception):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = event.get("Records", [])
     changes, unreadable = parse_changes(records)
-    outcome = apply_state_changes(BucketStore(get_settings().table_name), changes, now=datetime.now(UTC))
+    table = get_settings().table_name
+    outcome = apply_state_changes(BucketStore(table), RollupStore(table), changes, now=datetime.now(UTC))
     failed = unreadable | outcome.failed_sequence_numbers
     logger.info(
         "applied state changes",
         records=len(records),
         buckets=outcome.buckets_written,
         days_rebuilt=outcome.days_rebuilt,
+        rollups=outcome.rollups_written,
         failed=len(failed),
     )
 

@@ -20,6 +20,7 @@ from replyclock.dal import parked
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.rollups import RollupStore
 from replyclock.dal.stream_records import read_range
 from replyclock.observability import logger, tracer
 from replyclock.services.measuring import directory_from
@@ -67,6 +68,7 @@ def reconcile(request: ReconcileRequest) -> dict[str, int]:
     outcome = reconcile_days(
         ConversationStore(table),
         BucketStore(table),
+        RollupStore(table),
         days.brand,
         days.first_day,
         days.last_day,
@@ -90,7 +92,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         apply = measure_records(ConversationStore(table), directory_from(BrandStore(table).all()))
     else:
         queue_url = settings.aggregate_failure_queue_url
-        apply = aggregate_records(BucketStore(table), ConversationStore(table), now=lambda: datetime.now(UTC))
+        apply = aggregate_records(
+            BucketStore(table), RollupStore(table), ConversationStore(table), now=lambda: datetime.now(UTC)
+        )
     if not queue_url:
         raise RuntimeError(f"no on-failure queue configured for {request.target.value}")
     outcome = redrive(

@@ -1,4 +1,5 @@
-"""sweep: every minute, move unanswered waits to at-risk and breached, alert, report open waits, compact buckets."""
+"""sweep: every minute, move unanswered waits to at-risk and breached, alert, report open waits, compact buckets,
+roll up settled days."""
 
 from __future__ import annotations
 
@@ -15,15 +16,17 @@ from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.notifications import AlertPublisher
 from replyclock.dal.open_waits import OpenWaitIndex
 from replyclock.dal.posts import PostStore
+from replyclock.dal.rollups import RollupStore
 from replyclock.dal.table import Throttled
 from replyclock.models.domain import WaitStatus
 from replyclock.observability import logger, metrics, tracer
 from replyclock.services.compacting import CompactionOutcome, compact_buckets
 from replyclock.services.measuring import directory_from
+from replyclock.services.rolling_up import RollupOutcome, roll_up
 from replyclock.services.sweeping import Alert, sweep
 from replyclock.settings import get_settings
 
-# Compaction starts another hour only with this much time left (an hour takes a few Queries per brand).
+# Compaction starts another hour, and roll-up another month, only with this much time left (a few Queries per brand).
 COMPACTION_RESERVE_MILLIS = 20_000
 
 
@@ -89,4 +92,22 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             buckets=compaction.buckets_compacted,
             guards_removed=compaction.guards_removed,
         )
-    return {"alerts": len(outcome.alerts), "skipped": outcome.skipped, "compacted_hours": len(compaction.hours)}
+    try:
+        rollups = roll_up(
+            RollupStore(settings.table_name),
+            [brand.id for brand in brands],
+            now,
+            out_of_time=lambda: context.get_remaining_time_in_millis() < COMPACTION_RESERVE_MILLIS,
+        )
+    except Throttled:
+        # The watermark only moves past finished months, so the next minute goes on from there.
+        logger.warning("roll-up throttled; it resumes on the next sweep")
+        rollups = RollupOutcome()
+    if rollups.announced or rollups.built:
+        logger.info("rolled up", announced=rollups.announced, built=rollups.built, written=rollups.rollups_written)
+    return {
+        "alerts": len(outcome.alerts),
+        "skipped": outcome.skipped,
+        "compacted_hours": len(compaction.hours),
+        "rollups_written": rollups.rollups_written,
+    }

@@ -70,8 +70,8 @@ def test_a_batch_too_big_for_one_update_is_split_by_conversation_and_counted_onc
     changes = answered_conversations(400)
 
     # When the batch is applied, and then delivered again
-    first = apply_state_changes(pipeline.buckets, changes, now=T0 + timedelta(hours=1))
-    again = apply_state_changes(pipeline.buckets, changes, now=T0 + timedelta(hours=2))
+    first = apply_state_changes(pipeline.buckets, pipeline.rollups, changes, now=T0 + timedelta(hours=1))
+    again = apply_state_changes(pipeline.buckets, pipeline.rollups, changes, now=T0 + timedelta(hours=2))
 
     # Then every part was accepted, each conversation is counted once, and the redelivery added nothing
     assert first.failed_sequence_numbers == set() and again.failed_sequence_numbers == set()
@@ -84,11 +84,13 @@ def test_a_batch_too_big_for_one_update_is_split_by_conversation_and_counted_onc
 def test_a_write_prunes_only_as_many_expired_guards_as_fit_and_still_succeeds(pipeline: Pipeline) -> None:
     # Given a bucket holding 400 guards, all past retention
     old = answered_conversations(400)
-    apply_state_changes(pipeline.buckets, old, now=T0)
+    apply_state_changes(pipeline.buckets, pipeline.rollups, old, now=T0)
 
     # When one more conversation of the same hour is applied long after
     late = answered_conversations(401)[400:]
-    outcome = apply_state_changes(pipeline.buckets, late, now=T0 + GUARD_RETENTION + timedelta(hours=1))
+    outcome = apply_state_changes(
+        pipeline.buckets, pipeline.rollups, late, now=T0 + GUARD_RETENTION + timedelta(hours=1)
+    )
 
     # Then its write succeeds, some expired guards went with it, and the counts are exact
     assert outcome.failed_sequence_numbers == set()

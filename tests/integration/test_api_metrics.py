@@ -316,7 +316,7 @@ def test_daily_buckets_answer_exactly_as_hourly_buckets_alone_for_any_window(
     def answer(event: str, query: dict[str, str], *, daily_buckets: bool) -> str:
         # As the API plans its reads (daily buckets for whole days), or hourly buckets alone
         planned = metrics_logic.read_plan
-        plan = planned if daily_buckets else lambda window, daily: planned(window, daily=False)
+        plan = planned if daily_buckets else lambda window, daily, **_: planned(window, daily=False)
         with patch.object(metrics_logic, "read_plan", plan):
             response = api.call(event, query=query)
         assert response.status == 200, response.body

@@ -16,6 +16,7 @@ from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.posts import PostStore
+from replyclock.dal.rollups import RollupStore
 from replyclock.models.domain import Brand, Post
 
 
@@ -33,6 +34,7 @@ class Pipeline:
         self.posts = PostStore(table_name)
         self.conversations = ConversationStore(table_name)
         self.buckets = BucketStore(table_name)
+        self.rollups = RollupStore(table_name)
         self.brands = BrandStore(table_name)
         self.queues = queues
         sqs = boto3.client("sqs")

@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from replyclock.logic.aggregation import BucketKey, hour_of, state_delta, totals_by_bucket
+import math
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from replyclock.dal.aggregates import same_sums
+from replyclock.dal.rollups import pack, unpack
+from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals, hour_of, state_delta, totals_by_bucket
+from replyclock.logic.histogram import LatencyHistogram
 from replyclock.logic.waits import compute_waits
 from replyclock.models.domain import Brand, ConversationState, Post, Priority, Wait, WaitKind
 from tests.support.builders import T0, brand, customer
@@ -109,3 +118,40 @@ def test_each_customer_lane_counts_its_own_wait() -> None:
         "met": 1,
     }
     assert delta.calendar.count == 1
+
+
+@given(
+    counters=st.lists(st.integers(-5, 10**9), min_size=len(COUNTER_NAMES), max_size=len(COUNTER_NAMES)),
+    calendar=st.lists(st.floats(0, 10**8, allow_nan=False), max_size=40),
+    business=st.lists(st.floats(0, 10**8, allow_nan=False), max_size=40),
+)
+def test_packed_totals_unpack_to_the_same_sums(
+    counters: list[int], calendar: list[float], business: list[float]
+) -> None:
+    totals = BucketTotals(
+        calendar=LatencyHistogram.from_values(calendar), business=LatencyHistogram.from_values(business)
+    )
+    totals.counters.update(dict(zip(COUNTER_NAMES, counters, strict=True)))
+
+    assert same_sums(unpack(pack(totals)), totals)
+
+
+def test_a_histogram_with_a_negative_count_packs_and_unpacks_unchanged() -> None:
+    totals = BucketTotals(calendar=LatencyHistogram.from_values([60.0, 3600.0]))
+    totals.merge(BucketTotals(calendar=LatencyHistogram.from_values([60.0, 60.0]).negated()))
+
+    assert same_sums(unpack(pack(totals)), totals)
+
+
+def test_a_packed_histogram_is_smaller_than_one_attribute_per_bin() -> None:
+    generator = random.Random(4)
+    latencies = [generator.lognormvariate(7.5, 1.3) for _ in range(20_000)]
+    totals = BucketTotals(calendar=LatencyHistogram.from_values(latencies))
+
+    packed = len(pack(totals).encode())
+    # As DynamoDB sizes an attribute per bin: its name, and a number of ceil(digits / 2) + 1 bytes.
+    per_bin = sum(
+        len(f"c{index}") + math.ceil(len(str(count)) / 2) + 1 for index, count in totals.calendar.to_bins()[0].items()
+    )
+
+    assert packed < per_bin / 1.5

@@ -12,6 +12,7 @@ from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.posts import PostStore
+from replyclock.dal.rollups import RollupStore
 from replyclock.settings import Settings, get_settings
 
 
@@ -31,11 +32,14 @@ class Stores:
     brands: BrandStore
     conversations: ConversationStore
     posts: PostStore
+    rollups: RollupStore
 
 
 def stores(settings: Annotated[Settings, Depends(api_settings)]) -> Stores:
     table = settings.table_name
-    return Stores(table, BucketStore(table), BrandStore(table), ConversationStore(table), PostStore(table))
+    return Stores(
+        table, BucketStore(table), BrandStore(table), ConversationStore(table), PostStore(table), RollupStore(table)
+    )
 
 
 Now = Annotated[datetime, Depends(current_time)]

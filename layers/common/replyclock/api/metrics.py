@@ -2,10 +2,14 @@
 
 Each request reads the brand's daily buckets for the whole UTC days of the window and hourly
 buckets for the rest (one paginated Query per piece of the window, metrics.read_plan), and folds
-them with replyclock.logic.metrics; posts and conversation states are never read.
+them with replyclock.logic.metrics; posts and conversation states are never read. A request that
+filters on no channel or priority reads brand-wide roll-ups (dal.rollups) for the settled days
+they reach: one item per kind per day or month instead of one per channel and priority.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from replyclock.api.brands import require_known_brand
 from replyclock.api.dependencies import Now, SettingsDependency, Stores, StoresDependency
@@ -21,7 +25,7 @@ from replyclock.api.parameters import (
 )
 from replyclock.api.routing import new_router
 from replyclock.logic import metrics
-from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
+from replyclock.logic.aggregation import BucketTotals, Granularity, PeriodKey
 from replyclock.models.api import DistributionResponse, Interval, SummaryResponse, TimeseriesResponse
 from replyclock.models.domain import Clock
 from replyclock.observability import logger
@@ -31,22 +35,35 @@ _ERRORS = route_responses(400, 404)
 
 
 def read_buckets(
-    stores: Stores, brand: str, window: metrics.TimeWindow, *, daily: bool
-) -> list[tuple[BucketKey, BucketTotals]]:
+    stores: Stores,
+    brand: str,
+    window: metrics.TimeWindow,
+    *,
+    daily: bool,
+    brand_wide: bool = False,
+    months: bool = True,
+) -> list[tuple[PeriodKey, BucketTotals]]:
     """The brand's buckets covering the window: with `daily`, daily ones for its whole UTC days.
 
+    With `brand_wide` (a request that filters on no channel or priority), the whole days that the brand's
+    roll-ups reach are read from them: monthly ones for whole months (with `months`), daily ones otherwise.
     Every window the API accepts (up to MaxWindowDays) is read whole: whether a request is answered never
     depends on how long reading takes, so an answer cannot change with the load on the machine.
     """
     require_known_brand(stores, brand)
-    buckets: list[tuple[BucketKey, BucketTotals]] = []
-    for piece in metrics.read_plan(window, daily=daily):
+    rolled_through = None
+    if brand_wide and any(piece.granularity is Granularity.DAY for piece in metrics.read_plan(window, daily=daily)):
+        rolled_through = stores.rollups.watermark(brand, consistent=False).built
+    buckets: list[tuple[PeriodKey, BucketTotals]] = []
+    for piece in metrics.read_plan(window, daily=daily, rolled_through=rolled_through, months=months):
         buckets.extend(_query(stores, brand, piece))
-    logger.info("read buckets", brand=brand, hours=window.hours, items=len(buckets))
+    logger.info("read buckets", brand=brand, hours=window.hours, items=len(buckets), rolled_through=rolled_through)
     return buckets
 
 
-def _query(stores: Stores, brand: str, piece: metrics.ReadPiece) -> list[tuple[BucketKey, BucketTotals]]:
+def _query(stores: Stores, brand: str, piece: metrics.ReadPiece) -> Sequence[tuple[PeriodKey, BucketTotals]]:
+    if piece.brand_wide:
+        return stores.rollups.read(brand, piece.granularity, *piece.period_range())
     if piece.granularity is Granularity.DAY:
         return stores.buckets.query_days(brand, *piece.period_range())
     return stores.buckets.query(brand, *piece.period_range())
@@ -72,7 +89,7 @@ def get_summary(
     clock: ClockQuery = Clock.CALENDAR,
 ) -> SummaryResponse:
     window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
-    read = read_buckets(stores, brand, window, daily=True)
+    read = read_buckets(stores, brand, window, daily=True, brand_wide=channel is None and priority is None)
     figures = metrics.summarize(metrics.select(read, channel, priority), clock)
     return SummaryResponse(
         brand=brand,
@@ -108,7 +125,8 @@ def get_timeseries(
     metrics.check_points(requested, interval)
     window = metrics.aligned(requested, metrics.DAY if interval is Interval.DAY else metrics.HOUR)
     # Hourly points need hourly buckets; daily points take daily buckets wherever the window has whole days.
-    read = read_buckets(stores, brand, window, daily=interval is Interval.DAY)
+    brand_wide = channel is None and priority is None
+    read = read_buckets(stores, brand, window, daily=interval is Interval.DAY, brand_wide=brand_wide, months=False)
     buckets = metrics.select(read, channel, priority)
     return TimeseriesResponse(
         brand=brand,
@@ -141,7 +159,7 @@ def get_distribution(
     clock: ClockQuery = Clock.CALENDAR,
 ) -> DistributionResponse:
     window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
-    read = read_buckets(stores, brand, window, daily=True)
+    read = read_buckets(stores, brand, window, daily=True, brand_wide=channel is None and priority is None)
     buckets = list(metrics.select(read, channel, priority))
     figures = metrics.summarize(buckets, clock)
     return DistributionResponse(

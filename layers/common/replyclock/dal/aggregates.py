@@ -22,7 +22,7 @@ import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +57,9 @@ _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
 MAX_EXPRESSION_BYTES = 4096
 MAX_EXPRESSION_OPERATORS = 300
 _SORT_KEY_PREFIX = {Granularity.HOUR: "H", Granularity.DAY: "D"}
+# How far the brand-wide roll-ups (dal.rollups) reach: read with the guards, so the aggregate step knows
+# which days it changes have roll-ups to bring up to date, without a request of its own.
+WATERMARK_SK = "R#WATERMARK"
 _GRANULARITY_OF_PREFIX = {prefix: granularity for granularity, prefix in _SORT_KEY_PREFIX.items()}
 
 
@@ -286,6 +289,23 @@ class BucketGuards:
 
 
 @dataclass(frozen=True)
+class Watermark:
+    """Roll-ups are announced through `announced` (since `announced_at`) and built through `built`."""
+
+    announced: date | None = None
+    announced_at: datetime | None = None
+    built: date | None = None
+
+
+def watermark_from_item(item: Mapping[str, Any]) -> Watermark:
+    def day(name: str) -> date | None:
+        return date.fromisoformat(str(item[name])) if name in item else None
+
+    announced_at = datetime.fromtimestamp(int(item["announced_at"]), UTC) if "announced_at" in item else None
+    return Watermark(day("announced"), announced_at, day("built"))
+
+
+@dataclass(frozen=True)
 class HourAdded:
     """What a batch added to one hourly bucket, for its day: the sum, and the hour's revision before and after."""
 
@@ -311,6 +331,24 @@ class BucketStore:
     def read_guards(self, keys: Iterable[BucketKey]) -> dict[BucketKey, BucketGuards]:
         """Guards and revision of each bucket (an absent bucket has none, at revision 0)."""
         return {key: _bucket_guards(item) if item else BucketGuards() for key, item in self._get_many(keys).items()}
+
+    def read_guards_and_watermarks(
+        self, keys: Iterable[BucketKey]
+    ) -> tuple[dict[BucketKey, BucketGuards], dict[str, Watermark]]:
+        """read_guards, and the roll-up watermark of each brand of these buckets, in the same requests."""
+        wanted = sorted(set(keys))
+        brands = sorted({key.brand_id for key in wanted})
+        guards = {key: BucketGuards() for key in wanted}
+        watermarks = {brand: Watermark() for brand in brands}
+        requested = [bucket_item_key(key) for key in wanted] + [
+            {"pk": f"AGG#{brand}", "sk": WATERMARK_SK} for brand in brands
+        ]
+        for item in batch_get_items(self._table, requested, consistent=True):
+            if item["sk"] == WATERMARK_SK:
+                watermarks[str(item["pk"]).removeprefix("AGG#")] = watermark_from_item(item)
+            else:
+                guards[bucket_key_from_item(item)] = _bucket_guards(item)
+        return guards, watermarks
 
     def _get_many(self, keys: Iterable[BucketKey]) -> dict[BucketKey, dict[str, Any] | None]:
         wanted = sorted(set(keys))

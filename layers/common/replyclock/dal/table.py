@@ -95,11 +95,19 @@ def query_items(table: Table, **query: Any) -> Iterator[dict[str, Any]]:
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def put_if(table: Table, item: Mapping[str, Any], condition: str, values: Mapping[str, Any] | None = None) -> bool:
+def put_if(
+    table: Table,
+    item: Mapping[str, Any],
+    condition: str,
+    values: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> bool:
     """Put the item if the condition holds; False when it does not. Other DynamoDB errors come out as StoreErrors."""
     request: dict[str, Any] = {"Item": dict(item), "ConditionExpression": condition}
     if values:
         request["ExpressionAttributeValues"] = dict(values)
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
     try:
         table.put_item(**request)
     except ClientError as error:

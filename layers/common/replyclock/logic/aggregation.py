@@ -21,25 +21,31 @@ COUNTER_NAMES = ("waits", "responded", "met", "breached", "at_risk", "open")
 
 
 class Granularity(StrEnum):
-    """The length of a bucket's period: a UTC hour or a UTC day."""
+    """The length of a bucket's period: a UTC hour, a UTC day, or (brand-wide roll-ups only) a UTC month."""
 
     HOUR = "hour"
     DAY = "day"
+    MONTH = "month"
 
     @property
     def length(self) -> timedelta:
+        """The period's length; for a month, its longest (31 days)."""
         return _LENGTHS[self]
 
     def label(self, moment: datetime) -> str:
-        """The period that holds a moment: "YYYY-MM-DDTHH" for an hour, "YYYY-MM-DD" for a day (UTC)."""
+        """The period that holds a moment: "YYYY-MM-DDTHH" for an hour, "YYYY-MM-DD" a day, "YYYY-MM" a month (UTC)."""
         return moment.astimezone(UTC).strftime(_LABEL_FORMATS[self])
 
     def start_of(self, label: str) -> datetime:
         return datetime.strptime(label, _LABEL_FORMATS[self]).replace(tzinfo=UTC)
 
 
-_LENGTHS = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
-_LABEL_FORMATS = {Granularity.HOUR: "%Y-%m-%dT%H", Granularity.DAY: "%Y-%m-%d"}
+_LENGTHS = {
+    Granularity.HOUR: timedelta(hours=1),
+    Granularity.DAY: timedelta(days=1),
+    Granularity.MONTH: timedelta(days=31),
+}
+_LABEL_FORMATS = {Granularity.HOUR: "%Y-%m-%dT%H", Granularity.DAY: "%Y-%m-%d", Granularity.MONTH: "%Y-%m"}
 
 
 def hour_of(moment: datetime) -> str:
@@ -67,6 +73,24 @@ class BucketKey:
     def day(self) -> BucketKey:
         """The daily bucket this bucket rolls up into (itself for a daily bucket)."""
         return replace(self, period=self.period[:10], granularity=Granularity.DAY)
+
+
+@dataclass(frozen=True, order=True)
+class RollupKey:
+    """A brand-wide roll-up: the sum of every channel's and priority's buckets of one kind over a UTC day or month."""
+
+    brand_id: str
+    period: str  # "YYYY-MM-DD" or "YYYY-MM"
+    kind: WaitKind
+    granularity: Granularity
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.granularity.start_of(self.period)
+
+
+# What metrics fold: a bucket of one channel and priority, or a brand-wide roll-up.
+PeriodKey = BucketKey | RollupKey
 
 
 @dataclass

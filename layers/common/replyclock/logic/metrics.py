@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, PeriodKey
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.api import (
     DistributionBand,
@@ -107,24 +107,35 @@ def aligned(window: TimeWindow, step: timedelta = HOUR) -> TimeWindow:
 
 @dataclass(frozen=True)
 class ReadPiece:
-    """A part of a window and the buckets that cover it: hourly ones, or daily ones (then it is whole UTC days)."""
+    """A part of a window and the items that cover it: hourly, daily or monthly, per channel and priority or brand-wide.
+
+    Brand-wide roll-ups (days and months) hold every channel and priority together, so only a request that
+    filters on neither may read them.
+    """
 
     window: TimeWindow
     granularity: Granularity
+    brand_wide: bool = False
 
     @property
     def periods(self) -> int:
+        """The hours or days it covers (hourly and daily pieces)."""
         return (self.window.end - self.window.start) // self.granularity.length
 
     def period_range(self) -> tuple[str, str]:
         return self.window.period_range(self.granularity)
 
 
-def read_plan(window: TimeWindow, *, daily: bool) -> list[ReadPiece]:
+def read_plan(
+    window: TimeWindow, *, daily: bool, rolled_through: date | None = None, months: bool = True
+) -> list[ReadPiece]:
     """The pieces in which to read an hour-aligned window's buckets.
 
     With `daily`, its whole UTC days are read from daily buckets and the partial days at its edges (under a
-    day each) from hourly ones; without, everything from hourly buckets. Hourly pieces come first.
+    day each) from hourly ones; without, everything from hourly buckets. With `rolled_through` (the last day
+    the brand's roll-ups are built for; an unfiltered request only), the whole days up to it are read from
+    brand-wide roll-ups instead: whole UTC months from monthly ones (with `months`), the other days from daily
+    ones. Hourly pieces come first.
     """
     if window.is_empty:
         return []
@@ -135,9 +146,41 @@ def read_plan(window: TimeWindow, *, daily: bool) -> list[ReadPiece]:
         edges = (TimeWindow(window.start, days.start), TimeWindow(days.end, window.end))
         hourly = [edge for edge in edges if not edge.is_empty]
     pieces = [ReadPiece(stretch, Granularity.HOUR) for stretch in hourly]
-    if days is not None:
-        pieces.append(ReadPiece(days, Granularity.DAY))
+    if days is None:
+        return pieces
+    rolled_end = days.start
+    if rolled_through is not None:
+        after_rolled = datetime.combine(rolled_through, datetime.min.time(), tzinfo=UTC) + DAY
+        rolled_end = max(days.start, min(days.end, after_rolled))
+    if rolled_end > days.start:
+        pieces += _rolled_pieces(TimeWindow(days.start, rolled_end), months)
+    if rolled_end < days.end:
+        pieces.append(ReadPiece(TimeWindow(rolled_end, days.end), Granularity.DAY))
     return pieces
+
+
+def _rolled_pieces(days: TimeWindow, months: bool) -> list[ReadPiece]:
+    """Brand-wide pieces of whole days: the whole months inside from monthly roll-ups, the rest from daily ones."""
+    first_month, after_months = _month_ceil(days.start), _month_floor(days.end)
+    if not months or first_month >= after_months:
+        return [ReadPiece(days, Granularity.DAY, brand_wide=True)]
+    stretches = [
+        (TimeWindow(days.start, first_month), Granularity.DAY),
+        (TimeWindow(first_month, after_months), Granularity.MONTH),
+        (TimeWindow(after_months, days.end), Granularity.DAY),
+    ]
+    return [ReadPiece(stretch, granularity, True) for stretch, granularity in stretches if not stretch.is_empty]
+
+
+def _month_floor(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _month_ceil(moment: datetime) -> datetime:
+    floor = _month_floor(moment)
+    if floor == moment:
+        return floor
+    return (floor + timedelta(days=32)).replace(day=1)
 
 
 def _whole_days(window: TimeWindow) -> TimeWindow | None:
@@ -146,10 +189,15 @@ def _whole_days(window: TimeWindow) -> TimeWindow | None:
 
 
 def select(
-    buckets: Iterable[tuple[BucketKey, BucketTotals]], channel: str | None = None, priority: Priority | None = None
-) -> Iterator[tuple[BucketKey, BucketTotals]]:
+    buckets: Iterable[tuple[PeriodKey, BucketTotals]], channel: str | None = None, priority: Priority | None = None
+) -> Iterator[tuple[PeriodKey, BucketTotals]]:
+    """The buckets of one channel and/or priority; everything (brand-wide roll-ups too) when neither is asked for."""
     for key, totals in buckets:
-        if (channel is None or key.channel == channel) and (priority is None or key.priority is priority):
+        if channel is None and priority is None:
+            yield key, totals
+        elif not isinstance(key, BucketKey):
+            raise ValueError("a brand-wide roll-up cannot be split by channel or priority")
+        elif (channel is None or key.channel == channel) and (priority is None or key.priority is priority):
             yield key, totals
 
 
@@ -163,7 +211,7 @@ class _Accumulator:
         default_factory=lambda: {kind: LatencyHistogram() for kind in WaitKind}
     )
 
-    def add(self, key: BucketKey, totals: BucketTotals) -> None:
+    def add(self, key: PeriodKey, totals: BucketTotals) -> None:
         self.counters[key.kind].update(totals.counters)
         self.histograms[key.kind].merge(totals.histogram(self.clock))
 
@@ -182,7 +230,7 @@ class _Accumulator:
         )
 
 
-def summarize(buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock) -> Figures:
+def summarize(buckets: Iterable[tuple[PeriodKey, BucketTotals]], clock: Clock) -> Figures:
     """The figures of every bucket given, merged."""
     accumulator = _Accumulator(clock)
     for key, totals in buckets:
@@ -191,7 +239,7 @@ def summarize(buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock) -
 
 
 def timeseries(
-    buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock, window: TimeWindow, interval: Interval
+    buckets: Iterable[tuple[PeriodKey, BucketTotals]], clock: Clock, window: TimeWindow, interval: Interval
 ) -> list[TimeseriesPoint]:
     """One point per interval of an aligned window, in order; intervals without buckets are zero points.
 
@@ -247,7 +295,7 @@ def distribution(histogram: LatencyHistogram) -> list[DistributionBand]:
     return bands
 
 
-def first_response_histogram(buckets: Iterable[tuple[BucketKey, BucketTotals]], clock: Clock) -> LatencyHistogram:
+def first_response_histogram(buckets: Iterable[tuple[PeriodKey, BucketTotals]], clock: Clock) -> LatencyHistogram:
     histogram = LatencyHistogram()
     for key, totals in buckets:
         if key.kind is WaitKind.FIRST:

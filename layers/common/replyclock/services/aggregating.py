@@ -1,5 +1,8 @@
 """aggregate: add the exact delta of each conversation-state change to its hourly and daily buckets, once.
 
+Days that brand-wide roll-ups already reach (old days a late answer or breach changes) have their
+roll-ups rebuilt after (services.rolling_up).
+
 Hourly buckets are written with per-state guards (one UpdateItem per touched bucket per batch). Daily
 buckets follow their hours: what a batch added to an hour is added to the day in one UpdateItem per
 touched day, conditioned on the day holding exactly the hour revisions it had before; when it does not
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -30,11 +33,13 @@ from replyclock.dal.aggregates import (
     guard_version,
     write_fits,
 )
+from replyclock.dal.rollups import RollupStore
 from replyclock.dal.table import ConditionFailed, StoreError
 from replyclock.logic.aggregation import BucketKey, BucketTotals, state_delta
 from replyclock.models.domain import ConversationState
 from replyclock.models.records import StateChangeRecord
 from replyclock.observability import logger
+from replyclock.services.rolling_up import refresh
 
 MAX_ATTEMPTS = 5
 
@@ -58,11 +63,17 @@ class StateChange:
 class AggregateOutcome:
     buckets_written: int = 0
     days_rebuilt: int = 0
+    rollups_written: int = 0
     failed_sequence_numbers: set[str] = field(default_factory=set)
 
 
-def apply_state_changes(store: BucketStore, changes: Sequence[StateChange], now: datetime) -> AggregateOutcome:
-    """Sum the changes per hourly bucket and write each once, then each touched day; report what failed."""
+def apply_state_changes(
+    store: BucketStore, rollups: RollupStore, changes: Sequence[StateChange], now: datetime
+) -> AggregateOutcome:
+    """Sum the changes per hourly bucket and write each once, then each touched day and its roll-ups; report failures.
+
+    The roll-up watermarks are read with the guards, before writing (services.rolling_up says why that is enough).
+    """
     contributions: dict[BucketKey, list[StateChange]] = defaultdict(list)
     for change in changes:
         for key in change.deltas:
@@ -73,8 +84,9 @@ def apply_state_changes(store: BucketStore, changes: Sequence[StateChange], now:
     days: dict[BucketKey, list[BucketKey]] = defaultdict(list)
     for key in contributions:
         days[key.day()].append(key)
-    read = store.read_guards([*contributions, *days])
+    read, watermarks = store.read_guards_and_watermarks([*contributions, *days])
     added: dict[BucketKey, HourAdded] = {}
+    followed_days: dict[str, set[date]] = defaultdict(set)
     for key in sorted(contributions):
         try:
             added[key], writes = _apply_hour(store, key, contributions[key], read[key], now)
@@ -93,6 +105,18 @@ def apply_state_changes(store: BucketStore, changes: Sequence[StateChange], now:
             continue
         outcome.buckets_written += done is not DayWrite.NONE
         outcome.days_rebuilt += done is DayWrite.REBUILT
+        followed_days[day.brand_id].add(date.fromisoformat(day.period))
+    for brand_id, brand_days in sorted(followed_days.items()):
+        try:
+            outcome.rollups_written += refresh(rollups, brand_id, brand_days, watermarks[brand_id])
+        except StoreError:
+            outcome.failed_sequence_numbers.update(
+                change.sequence_number
+                for day, hours in days.items()
+                if day.brand_id == brand_id
+                for hour in hours
+                for change in contributions[hour]
+            )
     return outcome
 
 

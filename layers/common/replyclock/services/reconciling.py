@@ -8,7 +8,8 @@ A rewrite stays exactly-once with the aggregate step running: it moves the guard
 counted (or that the bucket had counted) to the version it read, so a record still in flight for an
 older version is skipped and a newer one adds on top; and it is conditioned on the bucket's revision,
 so a delta applied between the read and the rewrite makes it read and recompute again. Each daily
-bucket is then rebuilt from its hours (BucketStore.rebuild_day).
+bucket is then rebuilt from its hours (BucketStore.rebuild_day), and the brand-wide roll-ups of those days
+where roll-ups reach them (services.rolling_up.refresh).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from replyclock.dal.aggregates import (
     same_sums,
 )
 from replyclock.dal.conversations import ConversationStore, state_key
+from replyclock.dal.rollups import RollupStore
 from replyclock.dal.table import ConditionFailed
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, totals_by_bucket
 from replyclock.models.domain import ConversationState
 from replyclock.observability import logger
+from replyclock.services.rolling_up import refresh
 
 MAX_ATTEMPTS = 5
 # Lanes are found by their first wait's start; by default every lane of the brand is read, so that a
@@ -53,6 +56,7 @@ class ReconcileOutcome:
     buckets_read: int = 0
     buckets_rewritten: int = 0
     days_rebuilt: int = 0
+    rollups_written: int = 0
     attempts: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -97,6 +101,7 @@ def rewrites(
 def reconcile_days(
     conversations: ConversationStore,
     buckets: BucketStore,
+    rollups: RollupStore,
     brand_id: str,
     first_day: date,
     last_day: date,
@@ -121,6 +126,9 @@ def reconcile_days(
                 outcome.buckets_rewritten += 1
             for day in sorted({key.day() for key in stored} | {rewrite.key.day() for rewrite in changed}):
                 outcome.days_rebuilt += buckets.rebuild_day(day)
+            # Read after the writes: roll-ups announced since are built from what was just written.
+            reconciled = [first_day + timedelta(days=n) for n in range(len(days))]
+            outcome.rollups_written += refresh(rollups, brand_id, reconciled, rollups.watermark(brand_id))
         except ConditionFailed:
             # The aggregate step wrote one of these buckets meanwhile: read again; what was rewritten now agrees.
             logger.info("bucket changed while reconciling; reading again", brand=brand_id, attempt=attempt)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.parked import ParkedMessage
+from replyclock.dal.rollups import RollupStore
 from replyclock.dal.stream_records import RecordsExpired, ShardRange
 from replyclock.dal.table import StoreError
 from replyclock.models.records import PostRecord, is_post_change, is_state_change
@@ -136,7 +137,9 @@ def measure_records(store: ConversationStore, brands: BrandDirectory) -> Apply:
     return apply
 
 
-def aggregate_records(store: BucketStore, conversations: ConversationStore, now: Callable[[], datetime]) -> Apply:
+def aggregate_records(
+    store: BucketStore, rollups: RollupStore, conversations: ConversationStore, now: Callable[[], datetime]
+) -> Apply:
     """Re-apply parked state changes, then reconcile the days they touched.
 
     Re-applying alone is not enough: when a lane changed again after its record was parked, the later
@@ -146,7 +149,7 @@ def aggregate_records(store: BucketStore, conversations: ConversationStore, now:
 
     def apply(records: Records) -> set[str]:
         changes, unreadable = parse_changes(records)
-        failed = unreadable | apply_state_changes(store, changes, now=now()).failed_sequence_numbers
+        failed = unreadable | apply_state_changes(store, rollups, changes, now=now()).failed_sequence_numbers
         days: dict[str, set[date]] = defaultdict(set)
         for change in changes:
             for state in (change.old, change.new):
@@ -154,7 +157,7 @@ def aggregate_records(store: BucketStore, conversations: ConversationStore, now:
                     days[wait.brand_id].add(wait.started_at.astimezone(UTC).date())
         for brand_id, touched in sorted(days.items()):
             try:
-                reconcile_days(conversations, store, brand_id, min(touched), max(touched), now())
+                reconcile_days(conversations, store, rollups, brand_id, min(touched), max(touched), now())
             except StoreError:
                 logger.exception("reconciling re-driven days failed", brand=brand_id)
                 failed.update(change.sequence_number for change in changes)
