@@ -115,9 +115,6 @@ def test_first_poll_stores_mentions_and_the_brands_comments_within_the_look_back
     assert harness.state.cursor.value == {
         "mentions": {"watermark": "1795167600.0"},
         "own": {"watermark": "1795166400.0"},
-        # Nothing replied to the brand yet: the next poll reaches back the look-back again.
-        "comment_replies": {},
-        "post_replies": {},
     }
 
 

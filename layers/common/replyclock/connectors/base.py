@@ -175,7 +175,12 @@ class ListingConnector(ABC):
                 start = start.model_copy(update={"floor": floor.isoformat()})
             for listing, walked in walk(start, functools.partial(self.fetch, name)):
                 state[name] = walked
-                stored = {stream: value.model_dump(exclude_none=True) for stream, value in state.items()}
+                # A stream that has read nothing yet keeps no entry (the same as an empty one).
+                stored = {
+                    stream: value.model_dump(exclude_none=True)
+                    for stream, value in state.items()
+                    if value != WalkCursor()
+                }
                 yield Page(
                     posts=tuple(listing.posts),
                     cursor=stored,

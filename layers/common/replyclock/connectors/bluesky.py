@@ -26,7 +26,14 @@ from replyclock.connectors.base import (
     parse_payload,
     rejected_from,
 )
-from replyclock.connectors.http import HttpClient, HttpError, MalformedResponse, RateLimitHeaders, Response
+from replyclock.connectors.http import (
+    DeadlineExceeded,
+    HttpClient,
+    HttpError,
+    MalformedResponse,
+    RateLimitHeaders,
+    Response,
+)
 from replyclock.models.domain import AuthorRole, Engagement, Post
 from replyclock.models.sources import Credentials, Source
 from replyclock.observability import logger
@@ -331,8 +338,8 @@ class BlueskyConnector(ListingConnector):
             try:
                 response = self._get("app.bsky.actor.getProfiles", {"actors": batch})
                 profiles = parse_payload(BskyProfiles, response.json(), "Bluesky profiles").profiles
-            except (HttpError, MalformedResponse) as error:
-                # Reach is extra: the posts are stored without it (a 429 still stops the poll).
+            except (HttpError, MalformedResponse, DeadlineExceeded) as error:
+                # Reach is extra: the page's posts are stored without it (a 429 still stops the poll).
                 logger.warning("Bluesky profiles not read; reach left unknown", error=str(error))
                 break
             for raw in profiles:
