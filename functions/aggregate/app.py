@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.rollups import RollupStore
-from replyclock.observability import logger, metrics, tracer
+from replyclock.observability import capture_lambda_handler, logger, metrics
 from replyclock.services.aggregating import apply_state_changes, parse_changes
 from replyclock.settings import get_settings
 
@@ -24,7 +24,7 @@ class ChangeNotApplied(Exception):
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = event.get("Records", [])

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from replyclock.api import brands, conversations, health, metrics
 from replyclock.api.docs import enable_docs
 from replyclock.api.errors import accept_json_bodies_only, bounded_json_loads, register_error_handlers
-from replyclock.observability import logger, tracer
+from replyclock.observability import capture_lambda_handler, logger
 
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=bounded_json_loads)
 accept_json_bodies_only(app)
@@ -22,6 +22,6 @@ enable_docs(app)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from replyclock.models.sources import SourceId
-from replyclock.observability import logger, tracer
+from replyclock.observability import capture_lambda_handler, logger
 from replyclock.services.ingesting import ingest
 from replyclock.settings import get_settings
 
@@ -20,7 +20,7 @@ class ScheduledPoll(BaseModel):
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ScheduledPoll.model_validate(event)
     outcome = ingest(

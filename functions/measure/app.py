@@ -14,7 +14,7 @@ from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.models.domain import Wait, WaitKind, WaitStatus
 from replyclock.models.records import PostRecord
-from replyclock.observability import logger, metrics, tracer
+from replyclock.observability import capture_lambda_handler, logger, metrics
 from replyclock.services.measuring import (
     BrandDirectory,
     directory_from,
@@ -52,7 +52,7 @@ def emit_closed_wait(wait: Wait, breach_already_reported: bool) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     store = ConversationStore(get_settings().table_name)

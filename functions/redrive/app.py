@@ -22,7 +22,7 @@ from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.rollups import RollupStore
 from replyclock.dal.stream_records import read_range
-from replyclock.observability import logger, tracer
+from replyclock.observability import capture_lambda_handler, logger
 from replyclock.services.measuring import directory_from
 from replyclock.services.reconciling import EARLIEST, reconcile_days
 from replyclock.services.redriving import Target, aggregate_records, measure_records, redrive, wanted_by
@@ -80,7 +80,7 @@ def reconcile(request: ReconcileRequest) -> dict[str, int]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     if "reconcile" in event:
         return reconcile(ReconcileRequest.model_validate(event))

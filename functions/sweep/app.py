@@ -19,7 +19,7 @@ from replyclock.dal.posts import PostStore
 from replyclock.dal.rollups import RollupStore
 from replyclock.dal.table import Throttled
 from replyclock.models.domain import WaitStatus
-from replyclock.observability import logger, metrics, tracer
+from replyclock.observability import capture_lambda_handler, logger, metrics
 from replyclock.services.compacting import CompactionOutcome, compact_buckets
 from replyclock.services.measuring import directory_from
 from replyclock.services.rolling_up import RollupOutcome, roll_up
@@ -37,7 +37,7 @@ def _count(name: str, brand: str, channel: str, value: float, unit: MetricUnit =
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

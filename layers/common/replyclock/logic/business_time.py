@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from replyclock.models.domain import BusinessCalendar
 
 # A calendar with no open hours for this long is misconfigured (every open weekday a holiday); stop rather than loop.
@@ -97,6 +95,10 @@ def _as_utc(moment: datetime, name: str) -> datetime:
 
 @functools.lru_cache(maxsize=512)
 def _country_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
+    # Imported here, not at the top: only calendars with a holiday country need it, and it costs ~15 ms
+    # of every function's cold start (models.domain imports it lazily for the same reason).
+    import holidays
+
     return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year).keys())
 
 

@@ -30,12 +30,19 @@ from replyclock.models.domain import (
 Seconds = Annotated[float | None, Field(description="Seconds on the requested clock; null when nothing to measure.")]
 
 
+class ApiModel(BaseModel):
+    """Base of every body below. Schemas build on first use, not at import: a cold start serves one
+    route, which needs a few of these models; building all of them at import cost ~10 ms more."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class Interval(StrEnum):
     HOUR = "hour"
     DAY = "day"
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(ApiModel):
     """Every 4xx/5xx answer of the API."""
 
     message: str = Field(description="What was wrong, for a human.")
@@ -44,7 +51,7 @@ class ErrorBody(BaseModel):
     )
 
 
-class Window(BaseModel):
+class Window(ApiModel):
     """The time window actually summed: [from, to), in UTC, aligned to the buckets read."""
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
@@ -54,7 +61,7 @@ class Window(BaseModel):
     hours: int = Field(ge=0, description="Whole hours in the window.")
 
 
-class LatencyStats(BaseModel):
+class LatencyStats(ApiModel):
     """Latency of answered waits; percentiles are nearest-rank and within 1% of the exact value."""
 
     count: int = Field(ge=0, description="Answered waits measured.")
@@ -66,7 +73,7 @@ class LatencyStats(BaseModel):
     max: Seconds
 
 
-class SLAStats(BaseModel):
+class SLAStats(ApiModel):
     met: int = Field(ge=0)
     breached: int = Field(ge=0)
     pending: int = Field(description="Waits neither met nor breached yet: waits - met - breached.")
@@ -74,7 +81,7 @@ class SLAStats(BaseModel):
     compliance: float | None = Field(description="met / (met + breached); null when nothing is decided yet.")
 
 
-class Figures(BaseModel):
+class Figures(ApiModel):
     """The measured figures of a set of buckets (the body of a summary and of each time-series point)."""
 
     mentions: int = Field(ge=0, description="First waits that started in the window (conversations addressed).")
@@ -88,7 +95,7 @@ class Figures(BaseModel):
     next_sla: SLAStats = Field(description="SLA outcome of next responses.")
 
 
-class MetricsScope(BaseModel):
+class MetricsScope(ApiModel):
     brand: BrandId
     channel: Channel | None
     priority: Priority | None
@@ -114,7 +121,7 @@ class TimeseriesResponse(MetricsScope):
     points: list[TimeseriesPoint]
 
 
-class DistributionBand(BaseModel):
+class DistributionBand(ApiModel):
     label: str = Field(examples=["15m", "1h", "4h", "24h", "over_24h"])
     above_seconds: float = Field(ge=0, description="Exclusive lower bound (0 for the first band, inclusive).")
     up_to_seconds: float | None = Field(description="Inclusive upper bound; null for the last band.")
@@ -130,7 +137,7 @@ class DistributionResponse(MetricsScope):
     bands: list[DistributionBand]
 
 
-class WaitOut(BaseModel):
+class WaitOut(ApiModel):
     kind: WaitKind
     status: WaitStatus
     priority: Priority
@@ -147,7 +154,7 @@ class WaitOut(BaseModel):
     at_risk_at: datetime
 
 
-class ConversationItem(BaseModel):
+class ConversationItem(ApiModel):
     """One customer's waits for the brand in one conversation."""
 
     channel: Channel
@@ -160,7 +167,7 @@ class ConversationItem(BaseModel):
     waits: list[WaitOut] = Field(description="Oldest first: the first response, then next responses.")
 
 
-class ConversationPage(BaseModel):
+class ConversationPage(ApiModel):
     """GET /conversations: newest first."""
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
@@ -172,7 +179,7 @@ class ConversationPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class PostOut(BaseModel):
+class PostOut(ApiModel):
     id: str
     channel: Channel
     author: str
@@ -185,7 +192,7 @@ class PostOut(BaseModel):
     mentions: list[str]
 
 
-class BrandWaits(BaseModel):
+class BrandWaits(ApiModel):
     """One customer's waits for one brand in the conversation."""
 
     brand_id: BrandId
@@ -195,7 +202,7 @@ class BrandWaits(BaseModel):
     waits: list[WaitOut]
 
 
-class ConversationDetail(BaseModel):
+class ConversationDetail(ApiModel):
     """GET /conversations/{channel}/{id}."""
 
     channel: Channel
@@ -205,7 +212,7 @@ class ConversationDetail(BaseModel):
     brands: list[BrandWaits] = Field(description="Per brand and customer, sorted by brand then customer.")
 
 
-class BrandInput(BaseModel):
+class BrandInput(ApiModel):
     """PUT /brands/{id}: the brand's configuration; SLA policies are managed under /sla-policy."""
 
     model_config = ConfigDict(extra="forbid")
@@ -221,7 +228,7 @@ class BrandInput(BaseModel):
     )
 
 
-class SLAPolicyInput(BaseModel):
+class SLAPolicyInput(ApiModel):
     """PUT /brands/{id}/sla-policy: the new policy; it applies to waits that start from now on."""
 
     model_config = ConfigDict(extra="forbid")
@@ -232,7 +239,7 @@ class SLAPolicyInput(BaseModel):
     at_risk_fraction: float = Field(default=0.8, gt=0, lt=1)
 
 
-class SLAPolicyOut(BaseModel):
+class SLAPolicyOut(ApiModel):
     version: int
     effective_from: datetime = Field(description="Applies to waits starting at or after this moment.")
     targets: SLATargets
@@ -241,7 +248,7 @@ class SLAPolicyOut(BaseModel):
     at_risk_fraction: float
 
 
-class SLAPolicyResponse(BaseModel):
+class SLAPolicyResponse(ApiModel):
     """GET/PUT /brands/{id}/sla-policy."""
 
     brand_id: BrandId
@@ -249,7 +256,7 @@ class SLAPolicyResponse(BaseModel):
     history: list[SLAPolicyOut] = Field(description="Every version, oldest first.")
 
 
-class BrandResponse(BaseModel):
+class BrandResponse(ApiModel):
     """GET/PUT /brands/{id}."""
 
     id: BrandId
@@ -261,18 +268,18 @@ class BrandResponse(BaseModel):
     sla_policy: SLAPolicyOut = Field(description="The policy in force now.")
 
 
-class BrandListItem(BaseModel):
+class BrandListItem(ApiModel):
     id: BrandId
     name: str
 
 
-class BrandList(BaseModel):
+class BrandList(ApiModel):
     """GET /brands."""
 
     items: list[BrandListItem]
 
 
-class SourceHealth(BaseModel):
+class SourceHealth(ApiModel):
     id: str
     status: Literal["ok", "failing", "never_succeeded", "disabled"] = Field(
         description="failing: the last poll failed; never_succeeded: no poll has succeeded yet."
@@ -285,7 +292,7 @@ class SourceHealth(BaseModel):
     last_error_at: datetime | None
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(ApiModel):
     """GET /health."""
 
     status: Literal["ok", "degraded"] = Field(description="ok when every enabled source is ok.")
@@ -293,7 +300,7 @@ class HealthResponse(BaseModel):
     sources: list[SourceHealth]
 
 
-class DeletedPostResponse(BaseModel):
+class DeletedPostResponse(ApiModel):
     """A post removed on request: its thread is measured again without it."""
 
     channel: str
