@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.dal.aggregates import BucketStore
+from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.compaction import CompactionCursorStore
 from replyclock.dal.conversations import ConversationStore
@@ -49,7 +50,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         publisher.publish(
             alert.subject,
             alert.message(),
-            {"brand": alert.wait.brand_id, "channel": alert.wait.channel, "status": alert.status.value},
+            {
+                "alert_id": alert.alert_id,
+                "brand": alert.wait.brand_id,
+                "channel": alert.wait.channel,
+                "status": alert.status.value,
+            },
         )
         name = "SLABreached" if alert.status is WaitStatus.BREACHED else "SLAAtRisk"
         _count(name, alert.wait.brand_id, alert.wait.channel, 1)
@@ -66,11 +72,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         directory_from(brands),
         publish,
         now=now,
+        outbox=AlertOutbox(settings.table_name),
     )
+    if outcome.failed:
+        # Still pending: the next sweep publishes them again.
+        logger.error(
+            "alert publish failed; pending until a later sweep delivers it",
+            failed=len(outcome.failed),
+            first=[{"alert_id": alert_id, "reason": reason} for alert_id, reason in outcome.failed[:5]],
+        )
+    metrics.add_metric(name="AlertsPending", unit=MetricUnit.Count, value=len(outcome.failed))
     for (brand, channel), gauge in outcome.gauges.items():
         _count("OpenWaits", brand, channel, gauge.open_waits)
         _count("OldestOpenWaitSeconds", brand, channel, gauge.oldest_open_wait_seconds, MetricUnit.Seconds)
-    logger.info("swept", alerts=len(outcome.alerts), open_waits=sum(g.open_waits for g in outcome.gauges.values()))
+    logger.info(
+        "swept",
+        alerts=len(outcome.alerts),
+        retried=outcome.retried,
+        dropped=outcome.dropped,
+        open_waits=sum(g.open_waits for g in outcome.gauges.values()),
+    )
 
     # After the alerts, which are due now; compaction can wait for the next minute if time runs short.
     try:
@@ -107,6 +128,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("rolled up", announced=rollups.announced, built=rollups.built, written=rollups.rollups_written)
     return {
         "alerts": len(outcome.alerts),
+        "alerts_pending": len(outcome.failed),
         "skipped": outcome.skipped,
         "compacted_hours": len(compaction.hours),
         "rollups_written": rollups.rollups_written,

@@ -4,21 +4,30 @@ A mention that is never answered produces no stream record, so only the clock ca
 move its wait forward. Every transition is a conditional write on the state's
 version: however often sweeps run or overlap, a wait is warned once and breached
 once, and the breach reaches the aggregates through the stream like any change.
+
+Alerts go through an outbox (replyclock.dal.alert_outbox): the alert is recorded as
+pending before the transition is written, published after it, and marked published
+once SNS acknowledges it. A publish that fails stays pending and every later sweep
+tries it again; each alert carries a stable id (the same for every sweep that decides
+it) so receivers drop the duplicates that at-least-once delivery can bring.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.dal.posts import PostStore
 from replyclock.dal.table import ConditionFailed
 from replyclock.logic.business_time import business_seconds
-from replyclock.models.domain import Clock, Wait, WaitStatus
+from replyclock.models.domain import Clock, ConversationState, Wait, WaitStatus
 from replyclock.services.measuring import BrandDirectory
 
 MAX_ATTEMPTS = 3
@@ -35,6 +44,42 @@ class Alert:
     post_excerpt: str
 
     @property
+    def alert_id(self) -> str:
+        """Stable across sweeps: the wait (its lane and first post) and the status it reached."""
+        wait = self.wait
+        identity = "|".join(
+            (
+                wait.channel,
+                wait.conversation_id,
+                wait.brand_id,
+                wait.customer,
+                wait.start_post_id,
+                wait.started_at.isoformat(),
+                self.status.value,
+            )
+        )
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "wait": self.wait.model_dump(mode="json"),
+            "waited_seconds": self.waited_seconds,
+            "post_url": self.post_url,
+            "post_excerpt": self.post_excerpt,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Alert:
+        return cls(
+            status=WaitStatus(record["status"]),
+            wait=Wait.model_validate(record["wait"]),
+            waited_seconds=float(record["waited_seconds"]),
+            post_url=record.get("post_url"),
+            post_excerpt=str(record.get("post_excerpt", "")),
+        )
+
+    @property
     def subject(self) -> str:
         label = "SLA breached" if self.status is WaitStatus.BREACHED else "SLA at risk"
         return f"{label}: {self.wait.brand_id} on {self.wait.channel} ({self.wait.priority.value})"
@@ -42,6 +87,7 @@ class Alert:
     def message(self) -> str:
         return json.dumps(
             {
+                "alert_id": self.alert_id,
                 "status": self.status.value,
                 "brand": self.wait.brand_id,
                 "channel": self.wait.channel,
@@ -67,9 +113,16 @@ class OpenWaitGauge:
 
 @dataclass
 class SweepOutcome:
+    # Alerts delivered by this sweep (new ones and earlier ones retried).
     alerts: list[Alert] = field(default_factory=list)
     gauges: dict[tuple[str, str], OpenWaitGauge] = field(default_factory=dict)
     skipped: int = 0
+    # Earlier alerts delivered now, after a failed publish.
+    retried: int = 0
+    # Alerts whose publish failed: still pending, the next sweep tries them again. (alert id, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    # Pending alerts dropped because their transition was never recorded and the wait is answered.
+    dropped: int = 0
 
 
 def status_due(wait: Wait, now: datetime) -> WaitStatus:
@@ -105,24 +158,90 @@ def sweep(
     brands: BrandDirectory,
     publish: Callable[[Alert], None],
     now: datetime,
+    outbox: AlertOutbox | None = None,
 ) -> SweepOutcome:
+    """Advance due waits and publish their alerts; with an outbox, at least once (else a failed publish raises)."""
     entries = index.all_open_waits()
     outcome = SweepOutcome(gauges=open_wait_gauges(entries, now))
+    attempted: set[str] = set()
     for entry in entries:
         if entry.next_alert_at is None or entry.next_alert_at > now:
             continue
-        alert = _advance(conversations, posts, brands, entry, now)
+        alert = _advance(conversations, posts, brands, entry, now, outbox)
         if alert is None:
             outcome.skipped += 1
             continue
         # The state is written first: a sweep that loses the race never notifies.
-        publish(alert)
-        outcome.alerts.append(alert)
+        if outbox is None:
+            publish(alert)
+            outcome.alerts.append(alert)
+            continue
+        attempted.add(alert.alert_id)
+        _deliver(alert, publish, outbox, now, outcome)
+    if outbox is not None:
+        _retry_pending(conversations, publish, outbox, now, outcome, attempted)
     return outcome
 
 
+def _deliver(
+    alert: Alert, publish: Callable[[Alert], None], outbox: AlertOutbox, now: datetime, outcome: SweepOutcome
+) -> bool:
+    try:
+        publish(alert)
+    except Exception as error:  # noqa: BLE001 - any failure leaves the alert pending for the next sweep
+        reason = f"{type(error).__name__}: {error}"
+        outcome.failed.append((alert.alert_id, reason))
+        outbox.failed(alert.alert_id, reason)
+        return False
+    outbox.published(alert.alert_id, now)
+    outcome.alerts.append(alert)
+    return True
+
+
+def transition_recorded(alert: Alert, state: ConversationState | None) -> bool | None:
+    """Whether the lane shows the alert's transition: True, False (it never will), None (not yet, still open)."""
+    wait = state.waits[-1] if state is not None and state.waits else None
+    if wait is None or (wait.start_post_id, wait.started_at) != (alert.wait.start_post_id, alert.wait.started_at):
+        return False
+    if _STATUS_RANK.get(wait.status, -1) >= _STATUS_RANK[alert.status]:
+        # Includes a wait answered after its breach was recorded: it stays breached.
+        return True
+    return None if wait.is_open else False
+
+
+def _retry_pending(
+    conversations: ConversationStore,
+    publish: Callable[[Alert], None],
+    outbox: AlertOutbox,
+    now: datetime,
+    outcome: SweepOutcome,
+    attempted: set[str],
+) -> None:
+    for entry in outbox.pending():
+        if entry.alert_id in attempted:
+            continue
+        alert = Alert.from_record(entry.record)
+        wait = alert.wait
+        state = conversations.get(wait.channel, wait.conversation_id, wait.brand_id, wait.customer)
+        recorded = transition_recorded(alert, state)
+        if recorded is None:
+            # Recorded before the transition was written (a sweep died between): the next advance writes it.
+            continue
+        if not recorded:
+            outbox.discard(entry.alert_id)
+            outcome.dropped += 1
+            continue
+        if _deliver(alert, publish, outbox, now, outcome):
+            outcome.retried += 1
+
+
 def _advance(
-    conversations: ConversationStore, posts: PostStore, brands: BrandDirectory, entry: OpenWaitEntry, now: datetime
+    conversations: ConversationStore,
+    posts: PostStore,
+    brands: BrandDirectory,
+    entry: OpenWaitEntry,
+    now: datetime,
+    outbox: AlertOutbox | None = None,
 ) -> Alert | None:
     for _ in range(MAX_ATTEMPTS):
         state = conversations.get(entry.channel, entry.conversation_id, entry.brand_id, entry.customer)
@@ -134,16 +253,21 @@ def _advance(
             return None
         marked = wait.model_copy(update={"status": target_status})
         updated = state.model_copy(update={"waits": [marked]})
-        try:
-            conversations.save(updated, state.version)
-        except ConditionFailed:
-            continue
         post = posts.get(entry.channel, entry.conversation_id, wait.start_post_id)
-        return Alert(
+        alert = Alert(
             status=target_status,
             wait=marked,
             waited_seconds=_waited(wait, now, brands),
             post_url=post.url if post else None,
             post_excerpt=(post.text[:EXCERPT_CHARACTERS] if post else ""),
         )
+        # Pending before the transition is written: a sweep that dies in between leaves it for the next one,
+        # which publishes it once the lane shows the transition, and drops it if the wait was answered first.
+        if outbox is not None:
+            outbox.add(alert.alert_id, alert.to_record(), now)
+        try:
+            conversations.save(updated, state.version)
+        except ConditionFailed:
+            continue
+        return alert
     return None
