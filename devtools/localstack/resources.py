@@ -72,6 +72,12 @@ def create_queue(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
     return PhysicalResource(ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url})
 
 
+def create_key(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    """A KMS key in the emulator (its policy is not enforced locally), so topics and log groups can name it."""
+    metadata = boto3.client("kms").create_key(Description=str(properties.get("Description", logical_id)))["KeyMetadata"]
+    return PhysicalResource(ref=metadata["KeyId"], attributes={"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]})
+
+
 def create_topic(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
     name = str(properties.get("TopicName") or stack.physical_name(logical_id))
     attributes = {
@@ -133,6 +139,7 @@ def create_bucket(stack: Stack, logical_id: str, properties: Mapping[str, Any]) 
 Creator = Callable[[Stack, str, Mapping[str, Any]], PhysicalResource]
 
 CREATORS: dict[str, Creator] = {
+    "AWS::KMS::Key": create_key,
     "AWS::DynamoDB::Table": create_table,
     "AWS::SQS::Queue": create_queue,
     "AWS::SNS::Topic": create_topic,
