@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from replyclock.dal.health import SourceHealthStore
 from replyclock.dal.sources import SourceStore, cursor_key, source_key
 from replyclock.models.sources import Source
 from tests.support.api import ApiClient
@@ -48,40 +49,49 @@ def test_a_saved_cursor_counts_as_the_last_successful_poll(api: ApiClient, pipel
 
 
 def test_an_error_after_the_last_success_makes_the_source_failing(api: ApiClient, pipeline: Pipeline) -> None:
-    put_item(pipeline, {**source_key("x-acme"), "item_type": "source", "config": '{"id": "x-acme", "kind": "x"}'})
-    put_item(
-        pipeline,
-        {
-            **cursor_key("x-acme"),
-            "last_success_at": (api.now - timedelta(hours=2)).isoformat(),
-            "last_error": {"message": "429 Too Many Requests", "at": (api.now - timedelta(minutes=5)).isoformat()},
-            "newest_post_at": Decimal(int((api.now - timedelta(hours=3)).timestamp())),
-        },
-    )
+    # Given what ingest records (replyclock.dal.health.SourceHealthStore): a success two hours ago, then an error
+    SourceStore(pipeline.table_name).put(Source(id="x-acme", kind="replay", replay_uri="s3://bucket/x.csv"))
+    health = SourceHealthStore(pipeline.table_name)
+    health.record_success("x-acme", api.now - timedelta(hours=2), newest_post_at=api.now - timedelta(hours=3))
+    health.record_failure("x-acme", api.now - timedelta(minutes=5), "Throttled", "429 Too Many Requests")
 
     status, sources = sources_by_id(api)
 
     assert status == "degraded"
     source = sources["x-acme"]
-    assert source["status"] == "failing" and source["last_error"] == "429 Too Many Requests"
+    assert source["status"] == "failing" and source["last_error"] == "Throttled: 429 Too Many Requests"
     assert source["lag_seconds"] == 7200 and source["newest_post_age_seconds"] == 3 * 3600
 
 
 def test_an_error_before_the_last_success_is_history(api: ApiClient, pipeline: Pipeline) -> None:
-    put_item(pipeline, {**source_key("m"), "config": "{}"})
+    SourceStore(pipeline.table_name).put(Source(id="m", kind="replay", replay_uri="s3://bucket/m.csv"))
+    health = SourceHealthStore(pipeline.table_name)
+    health.record_failure("m", api.now - timedelta(days=1), "TimeoutError", "timeout")
+    health.record_success("m", api.now)
+
+    _, sources = sources_by_id(api)
+
+    assert sources["m"]["status"] == "ok" and sources["m"]["lag_seconds"] == 0
+    assert sources["m"]["last_error"] == "TimeoutError: timeout"
+
+
+def test_older_attribute_shapes_on_the_cursor_are_still_read(api: ApiClient, pipeline: Pipeline) -> None:
+    # Items written before ingest recorded health (or by hand): an error object and epoch times on the cursor
+    put_item(pipeline, {**source_key("x-acme"), "item_type": "source", "config": '{"id": "x-acme", "kind": "x"}'})
     put_item(
         pipeline,
         {
-            **cursor_key("m"),
-            "last_success_at": Decimal(int(api.now.timestamp() * 1000)),
-            "last_error": "timeout",
-            "last_error_at": (api.now - timedelta(days=1)).isoformat(),
+            **cursor_key("x-acme"),
+            "last_success_at": Decimal(int((api.now - timedelta(hours=2)).timestamp() * 1000)),
+            "last_error": {"message": "429 Too Many Requests", "at": (api.now - timedelta(minutes=5)).isoformat()},
+            "newest_post_at": Decimal(int((api.now - timedelta(hours=3)).timestamp())),
         },
     )
 
     _, sources = sources_by_id(api)
 
-    assert sources["m"]["status"] == "ok" and sources["m"]["lag_seconds"] == 0
+    assert sources["x-acme"]["status"] == "failing" and sources["x-acme"]["last_error"] == "429 Too Many Requests"
+    assert sources["x-acme"]["lag_seconds"] == 7200 and sources["x-acme"]["newest_post_age_seconds"] == 3 * 3600
 
 
 def test_unreadable_or_missing_attributes_are_unknown_not_errors(api: ApiClient, pipeline: Pipeline) -> None:

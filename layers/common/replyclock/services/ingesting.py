@@ -36,6 +36,7 @@ from replyclock.connectors.http import (
 from replyclock.connectors.replay import ReplayConnector
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.credentials import get_credentials
+from replyclock.dal.health import SourceHealthStore
 from replyclock.dal.posts import PostStore
 from replyclock.dal.rejected import ParkedItem, RejectedItemStore
 from replyclock.dal.replay_objects import read_export
@@ -117,6 +118,16 @@ class SourceState(Protocol):
     def release_lease(self, source_id: str, owner: str) -> None: ...
 
 
+class PollHealth(Protocol):
+    """Where a poll's outcome is recorded for GET /health (replyclock.dal.health.SourceHealthStore, or a fake)."""
+
+    def record_success(self, source_id: str, at: datetime, newest_post_at: datetime | None = None) -> None: ...
+
+    def record_failure(self, source_id: str, at: datetime, kind: str, message: str) -> None: ...
+
+    def record_newest_post(self, source_id: str, newest_post_at: datetime) -> None: ...
+
+
 class PostWriter(Protocol):
     def put_many(self, posts: Iterable[Post]) -> int: ...
 
@@ -153,6 +164,7 @@ def poll_source(
     lease_duration: timedelta,
     parking: RejectedParking | None = None,
     brand: Brand | None = None,
+    health: PollHealth | None = None,
 ) -> PollOutcome:
     outcome = PollOutcome(source_id=source.id)
     if not state.acquire_lease(source.id, owner, now(), lease_duration):
@@ -191,10 +203,13 @@ def poll_source(
                 cursor = page.cursor
         if outcome.status is PollStatus.COMPLETED and parking is not None and not deadline.expired:
             _retry_parked(source, connector, parking, posts, outcome, now(), brand)
-    except Exception:
+    except Exception as error:
         outcome.status = PollStatus.FAILED
         logger.exception("poll failed", source_id=source.id)
+        _record_health(health, outcome, now(), error)
         raise
+    else:
+        _record_health(health, outcome, now())
     finally:
         if pages is not None:
             pages.close()
@@ -202,6 +217,27 @@ def poll_source(
         emit_metrics(outcome, now())
         logger.info("poll finished", **outcome.as_dict())
     return outcome
+
+
+# Polls that read what there was to read (a deadline or a rate limit after some pages still made progress).
+_SUCCEEDED = {PollStatus.COMPLETED, PollStatus.DEADLINE}
+
+
+def _record_health(
+    health: PollHealth | None, outcome: PollOutcome, now: datetime, error: BaseException | None = None
+) -> None:
+    """Record the poll for GET /health; never let that bookkeeping fail the poll or hide its error."""
+    if health is None:
+        return
+    try:
+        if error is not None:
+            health.record_failure(outcome.source_id, now, type(error).__name__, str(error))
+        elif outcome.status in _SUCCEEDED or (outcome.status is PollStatus.THROTTLED and outcome.pages):
+            health.record_success(outcome.source_id, now, outcome.newest_post_at)
+        elif outcome.newest_post_at is not None:
+            health.record_newest_post(outcome.source_id, outcome.newest_post_at)
+    except Exception:  # noqa: BLE001 - health is reporting, not ingesting
+        logger.exception("could not record the poll's health", source_id=outcome.source_id)
 
 
 def _end_lease(state: SourceState, source: Source, owner: str, outcome: PollOutcome, now: datetime) -> None:
@@ -359,4 +395,5 @@ def ingest(
         lease_duration=timedelta(milliseconds=remaining_ms()) + LEASE_MARGIN,
         parking=RejectedItemStore(table_name),
         brand=brand,
+        health=SourceHealthStore(table_name),
     )
