@@ -211,8 +211,11 @@ def _schedule_reporter(console: Console) -> Callable[[ScheduleRun], None]:
     def report(run: ScheduleRun) -> None:
         if run.last_error is not None:
             console.print(f"{run.schedule.name} failed: {run.last_error}")
-        elif isinstance(run.last_result, dict) and run.last_result.get("ingested"):
-            console.print(f"{run.schedule.name}: {run.last_result['ingested']} new post(s) stored")
+        elif isinstance(run.last_result, dict):
+            # The ingest tick answers each poll it made.
+            ingested = sum(int(poll.get("ingested") or 0) for poll in run.last_result.get("polls", []))
+            if ingested:
+                console.print(f"{run.schedule.name}: {ingested} new post(s) stored")
 
     return report
 
@@ -287,14 +290,17 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _first_scheduled_ingest(stack: LocalStack) -> None:
-    """Wait for the replay source's schedule to finish its first complete poll (it fires at start)."""
+    """Wait for the ingest tick (it fires at start) to finish a complete poll of the replay source."""
+    from replyclock.dal.sources import SourceStore
+
+    store = SourceStore(stack.table_name)
     while True:
-        run = next((r for r in stack.scheduler.runs.values() if r.schedule.source_id == SOURCE_ID), None)
-        if run is None:
-            raise RuntimeError(f"no schedule polls the source {SOURCE_ID}")
-        if run.last_error is not None and not run.running.is_set():
-            raise RuntimeError(run.last_error)
-        if isinstance(run.last_result, dict) and run.last_result.get("status") == "completed":
+        found = store.get_configured(SOURCE_ID)
+        if found is None:
+            raise RuntimeError(f"the source {SOURCE_ID} is not configured")
+        if found.schedule.last_poll_status == "failed":
+            raise RuntimeError(f"polling {SOURCE_ID} failed: {found.schedule.last_error}")
+        if found.schedule.last_poll_status == "completed":
             return
         time.sleep(0.2)
 

@@ -47,8 +47,6 @@ class ScheduleSpec:
     event: dict[str, Any]
     enabled: bool = True
     maximum_retry_attempts: int = 0
-    # A schedule per configured source is made from the template's one (ingest).
-    source_id: str | None = None
 
     @property
     def period_seconds(self) -> float | None:
@@ -74,7 +72,6 @@ def template_schedules(stack: Stack, specs: dict[str, FunctionSpec]) -> list[Sch
                     event=payload,
                     enabled=enabled,
                     maximum_retry_attempts=int(properties.get("RetryPolicy", {}).get("MaximumRetryAttempts", 0)),
-                    source_id=payload.get("source_id") if isinstance(payload.get("source_id"), str) else None,
                 )
             )
     return schedules
@@ -99,34 +96,6 @@ def _schedule_input(kind: str, properties: dict[str, Any], rule_name: str) -> di
         "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule_name}"],
         "detail": {},
     }
-
-
-def per_source_schedules(schedules: list[ScheduleSpec], sources: list[tuple[str, str]]) -> list[ScheduleSpec]:
-    """The template's schedules, plus one per configured source that no enabled schedule polls.
-
-    The template carries one example schedule for one source and asks for a copy per source
-    (its Input naming the source, at the source's poll rate); the local stack makes those
-    copies for the sources configured in the table. `sources` are (source id, poll rate) of
-    the enabled sources.
-    """
-    polling = [schedule for schedule in schedules if schedule.source_id is not None]
-    if not polling:
-        return list(schedules)
-    example = polling[0]
-    covered = {schedule.source_id for schedule in polling if schedule.enabled}
-    copies = [
-        ScheduleSpec(
-            name=f"{example.function}.{source_id}",
-            function=example.function,
-            expression=rate,
-            event={**example.event, "source_id": source_id},
-            maximum_retry_attempts=example.maximum_retry_attempts,
-            source_id=source_id,
-        )
-        for source_id, rate in sources
-        if source_id not in covered
-    ]
-    return [*schedules, *copies]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from devtools.localstack.functions import FunctionError, Functions, function_spe
 from devtools.localstack.http_api import AccessLog, LocalHttpApi, template_routes
 from devtools.localstack.pollers import PollerGroup, StreamPoller, stream_triggers
 from devtools.localstack.resources import deploy
-from devtools.localstack.schedules import Report, Scheduler, per_source_schedules, template_schedules
+from devtools.localstack.schedules import Report, Scheduler, template_schedules
 from devtools.streams import passes_filters
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from replyclock.models.sources import Source
 
 STACK_NAME = "replyclock-local"
+INGEST_FUNCTION = "IngestFunction"
 
 
 @dataclass
@@ -117,13 +118,9 @@ class LocalStack:
         self._start_inbox()
 
     def start_schedules(self) -> None:
-        """Run the template's schedules, plus one ingest schedule per configured source."""
-        from replyclock.dal.sources import SourceStore
-
-        sources = [(source.id, source.poll_rate) for source in SourceStore(self.table_name).all() if source.enabled]
+        """Run the template's schedules (the ingest tick polls every due source configured in the table)."""
         assert self.functions is not None
-        schedules = per_source_schedules(template_schedules(self.stack, self.functions.specs), sources)
-        self.scheduler.start(schedules)
+        self.scheduler.start(template_schedules(self.stack, self.functions.specs))
 
     def stop(self) -> None:
         if self._stopped:
@@ -171,12 +168,11 @@ class LocalStack:
 
     @property
     def ingest_function(self) -> str:
-        """The function the template schedules per source (its schedule's Input names a source_id)."""
+        """The function that polls sources ({"source_id": ...} polls one now; its schedule's tick, the due ones)."""
         assert self.functions is not None
-        for schedule in template_schedules(self.stack, self.functions.specs):
-            if schedule.source_id is not None:
-                return schedule.function
-        raise LookupError("no schedule of the template polls a source (an Input with source_id)")
+        if INGEST_FUNCTION not in self.functions.specs:
+            raise LookupError(f"the template has no {INGEST_FUNCTION}")
+        return INGEST_FUNCTION
 
     def post_consumers(self) -> list[StreamPoller]:
         """The pollers whose filters take a newly stored post (the measuring stage)."""

@@ -1,4 +1,8 @@
-"""ingest: poll the source named by the EventBridge Scheduler input, {"source_id": "..."}."""
+"""ingest: the every-minute tick polls every due source; {"source_id": "..."} polls that one source now.
+
+EventBridge Scheduler sends the tick as {} (events/ingest_tick.json); an invocation by hand
+(the first poll of a new source, a re-poll) names the source (events/ingest_source.json).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,27 @@ from pydantic import BaseModel, ConfigDict
 
 from replyclock.models.sources import SourceId
 from replyclock.observability import capture_lambda_handler, logger
-from replyclock.services.ingesting import ingest
+from replyclock.services.dispatching import poll_one, tick
 from replyclock.settings import get_settings
 
 
-class ScheduledPoll(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class IngestRequest(BaseModel):
+    # Anything else is a misconfigured invocation, refused before anything is read.
+    model_config = ConfigDict(extra="forbid")
 
-    source_id: SourceId
+    # None: the scheduled tick ({}).
+    source_id: SourceId | None = None
 
 
 @logger.inject_lambda_context
 @capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = ScheduledPoll.model_validate(event)
-    outcome = ingest(
-        request.source_id,
-        table_name=get_settings().table_name,
-        remaining_ms=context.get_remaining_time_in_millis,
-        owner=context.aws_request_id,
-    )
-    return outcome.as_dict()
+    request = IngestRequest.model_validate(event)
+    options: dict[str, Any] = {
+        "table_name": get_settings().table_name,
+        "remaining_ms": context.get_remaining_time_in_millis,
+        "owner": context.aws_request_id,
+    }
+    if request.source_id is None:
+        return tick(**options).as_dict()
+    return poll_one(request.source_id, **options).as_dict()

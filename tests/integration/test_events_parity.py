@@ -71,7 +71,7 @@ def stack(aws: None, tmp_path: Path) -> Iterator[Stack]:
     # The data the events refer to: the brand of the API events, the replay source of the
     # ingest event, and the post whose insertion the measure event reports.
     BrandStore(table).put(Brand(id="acme", name="Acme Corp"))
-    source_id = json.loads((EVENTS / "ingest_schedule.json").read_text())["source_id"]
+    source_id = json.loads((EVENTS / "ingest_source.json").read_text())["source_id"]
     export = shutil.copy(FIXTURES / "replay" / "small_posts.jsonl", tmp_path / "export.jsonl")
     SourceStore(table).put(Source(id=source_id, kind=SourceKind.REPLAY, replay_uri=str(export)))
     deserializer = TypeDeserializer()

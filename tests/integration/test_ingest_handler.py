@@ -41,7 +41,7 @@ def table(aws: None) -> Iterator[str]:
 
 @pytest.fixture
 def event() -> dict[str, str]:
-    return load_event("ingest_schedule.json")
+    return load_event("ingest_source.json")
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def replay_source(table: str, event: dict[str, str], tmp_path: Path) -> Source:
 def test_the_scheduled_event_polls_the_source_it_names(
     handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
 ) -> None:
-    # Given the source named by events/ingest_schedule.json, a replay of a small export
+    # Given the source named by events/ingest_source.json, a replay of a small export
     # When the function is invoked with the event
     result = handler(event, lambda_context)
 
@@ -164,10 +164,10 @@ def test_an_unknown_source_fails_the_invocation(
         handler({"source_id": "nobody"}, lambda_context)
 
 
-def test_an_event_without_a_source_id_is_refused(
+def test_an_event_that_is_neither_a_tick_nor_a_source_id_is_refused(
     handler: Handler, table: str, lambda_context: FakeLambdaContext
 ) -> None:
-    # Given a schedule whose input lacks source_id
+    # Given an input that misspells source_id (the tick is {})
     # When it fires
     # Then the event is refused before anything is read
     with pytest.raises(ValidationError):

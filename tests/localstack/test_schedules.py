@@ -14,7 +14,6 @@ from devtools.localstack.resources import PLACEHOLDERS
 from devtools.localstack.schedules import (
     Scheduler,
     ScheduleSpec,
-    per_source_schedules,
     rate_seconds,
     template_schedules,
 )
@@ -49,39 +48,21 @@ def test_cron_and_at_expressions_are_not_rates() -> None:
     assert rate_seconds("at(2026-01-01T00:00:00)") is None
 
 
-def test_the_template_schedules_the_sweep_every_minute_and_the_example_source_poll() -> None:
+def test_the_template_schedules_the_sweep_and_the_ingest_tick_every_minute() -> None:
     stack = placeholder_stack()
     schedules = {schedule.name: schedule for schedule in template_schedules(stack, function_specs(stack))}
     sweep = schedules["SweepFunction.EveryMinute"]
-    assert (sweep.expression, sweep.event, sweep.enabled, sweep.maximum_retry_attempts) == (
-        "rate(1 minute)",
-        {},
-        True,
-        0,
-    )
-    [poll] = [schedule for schedule in schedules.values() if schedule.source_id is not None]
-    assert poll.function == "IngestFunction"
-    assert poll.event == {"source_id": stack.parameters["ExampleSourceId"]}
-    assert poll.enabled is (stack.parameters["ExampleScheduleState"] == "ENABLED")
+    tick = schedules["IngestFunction.DueSourcesTick"]
 
-
-def test_each_configured_source_gets_a_copy_of_the_template_s_poll_schedule() -> None:
-    # Given the template's (disabled) example schedule and two configured sources
-    example = ScheduleSpec(
-        "IngestFunction.Example", "IngestFunction", "rate(5 minutes)", {"source_id": "ex"}, False, 0, "ex"
-    )
-    sweep = ScheduleSpec("SweepFunction.EveryMinute", "SweepFunction", "rate(1 minute)", {})
-
-    # When the local stack makes the schedules
-    schedules = per_source_schedules([example, sweep], [("ex", "rate(10 minutes)"), ("demo", "rate(1 minute)")])
-
-    # Then each source is polled at its own rate with its own input; the disabled example stays off
-    copies = {s.source_id: s for s in schedules if s.enabled and s.source_id is not None}
-    assert {source: (s.expression, s.event) for source, s in copies.items()} == {
-        "ex": ("rate(10 minutes)", {"source_id": "ex"}),
-        "demo": ("rate(1 minute)", {"source_id": "demo"}),
-    }
-    assert example in schedules and sweep in schedules
+    # One tick for every source: its event names none (the function polls whatever is due)
+    for schedule in (sweep, tick):
+        assert (schedule.expression, schedule.event, schedule.enabled, schedule.maximum_retry_attempts) == (
+            "rate(1 minute)",
+            {},
+            True,
+            0,
+        )
+    assert [s.name for s in schedules.values() if s.function == "IngestFunction"] == [tick.name]
 
 
 def run_scheduler(schedules: list[ScheduleSpec], invoke: Any, seconds: float, speed: float = 60.0) -> Scheduler:

@@ -18,6 +18,9 @@ class Settings(BaseModel):
     # Only the re-drive function reads the stream consumers' on-failure queues.
     measure_failure_queue_url: str | None = None
     aggregate_failure_queue_url: str | None = None
+    # Where source credentials may live (the template's CredentialsSecretPrefix / CredentialsParameterPath).
+    credentials_secret_prefix: str = "replyclock/"
+    credentials_parameter_path: str = "/replyclock/"
 
 
 # Settings that may be absent from the environment: field name -> environment variable.
@@ -26,6 +29,8 @@ _OPTIONAL_VARIABLES = {
     "alerts_topic_arn": "ALERTS_TOPIC_ARN",
     "measure_failure_queue_url": "MEASURE_FAILURE_QUEUE_URL",
     "aggregate_failure_queue_url": "AGGREGATE_FAILURE_QUEUE_URL",
+    "credentials_secret_prefix": "CREDENTIALS_SECRET_PREFIX",
+    "credentials_parameter_path": "CREDENTIALS_PARAMETER_PATH",
 }
 
 

@@ -27,12 +27,13 @@ class CredentialsError(Exception):
     """The credentials are missing, unreadable, or not a JSON object of strings."""
 
 
-def get_credentials(name: str) -> Credentials:
+def get_credentials(name: str, *, fresh: bool = False) -> Credentials:
+    """The credentials named; `fresh` reads them from the store even when a cached value is young."""
     try:
         if name.startswith("/"):
-            raw = parameters.get_parameter(name, decrypt=True, max_age=CACHE_SECONDS)
+            raw = parameters.get_parameter(name, decrypt=True, max_age=CACHE_SECONDS, force_fetch=fresh)
         else:
-            raw = parameters.get_secret(name, max_age=CACHE_SECONDS)
+            raw = parameters.get_secret(name, max_age=CACHE_SECONDS, force_fetch=fresh)
     except GetParameterError:
         # The provider's message can quote the SDK's; ours names only what we asked for.
         raise CredentialsError(f"cannot read credentials {name!r}") from None

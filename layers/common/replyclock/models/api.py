@@ -307,3 +307,101 @@ class DeletedPostResponse(ApiModel):
     conversation_id: str
     post_id: str
     deleted_at: datetime
+
+
+# --- sources (PUT/GET/DELETE /sources/{id}, GET /sources) ------------------------------------
+
+SourceKindName = Literal["x", "mastodon", "bluesky", "reddit", "replay"]
+HttpUrl = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+
+
+class SourceInput(ApiModel):
+    """PUT /sources/{id}: a brand's account on a network, or an export to replay. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SourceKindName
+    brand_id: BrandId | None = Field(default=None, description="A configured brand (PUT /brands/{id} first).")
+    account_id: str | None = Field(
+        default=None, max_length=200, description="X user id, Mastodon account id, Bluesky DID (not for Reddit)."
+    )
+    account_handle: str | None = Field(
+        default=None, min_length=1, max_length=100, description="The brand's handle on the network, without '@'."
+    )
+    base_url: HttpUrl | None = Field(default=None, description="The network's API (required for Mastodon).")
+    auth_url: HttpUrl | None = Field(default=None, description="Reddit: where tokens are issued.")
+    poll_every_seconds: int = Field(default=300, ge=60, le=86_400, description="How often the source is polled.")
+    credentials_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="A Secrets Manager secret under CredentialsSecretPrefix, or an SSM SecureString under "
+        "CredentialsParameterPath (starts with '/'), holding a JSON object of strings. Only its name is stored.",
+    )
+    enabled: bool = True
+    initial_lookback_hours: int = Field(default=24, ge=1, le=720, description="How far back the first poll reads.")
+    replay_uri: str | None = Field(
+        default=None, max_length=1024, pattern=r"^s3://[^\s/]+/\S+$", description="Replay: s3://bucket/key."
+    )
+    replay_format: Literal["twcs", "jsonl"] | None = None
+
+
+class SourcePolling(ApiModel):
+    next_poll_at: datetime | None = Field(description="When the ingest tick polls it next; null: at the next tick.")
+    last_poll_at: datetime | None
+    last_poll_status: str | None = Field(description="completed, deadline, throttled, lease_lost or failed.")
+    last_error: str | None
+
+
+class DryRunReport(ApiModel):
+    """What the source's next poll would fetch, read without writing anything."""
+
+    status: Literal["completed", "more", "throttled", "failed", "skipped"] = Field(
+        description="completed: read everything new; more: stopped at the page or time cap; failed: see message; "
+        "skipped: export replays are not dry-run."
+    )
+    pages: int
+    would_store: int = Field(description="Posts read (a post already stored would be written as a no-op).")
+    rejected: int = Field(description="Items that would be parked as malformed.")
+    ignored: int = Field(description="Items that are no post by design (reposts, likes, private messages).")
+    deleted: int = Field(description="Deletions read.")
+    first_post_ids: list[str] = Field(description="The first few post ids read.")
+    newest_post_at: datetime | None
+    from_stored_cursor: bool = Field(description="False: read as the first poll would (initial look-back).")
+    message: str | None = Field(description="Why it failed, or was throttled or skipped.")
+    budget_seconds: float = Field(description="The most time the dry run could take.")
+    max_pages: int
+
+
+class SourceResponse(ApiModel):
+    """GET/PUT /sources/{id}. Credentials are named, never shown."""
+
+    id: str
+    kind: SourceKindName
+    brand_id: BrandId | None
+    account_id: str | None
+    account_handle: str | None
+    base_url: str | None
+    auth_url: str | None
+    poll_every_seconds: int
+    credentials_name: str | None
+    enabled: bool
+    initial_lookback_hours: int
+    replay_uri: str | None
+    replay_format: Literal["twcs", "jsonl"] | None
+    polling: SourcePolling | None = Field(description="Null in a dry run (nothing stored).")
+    dry_run: DryRunReport | None = Field(default=None, description="Only with ?dry_run=true.")
+
+
+class SourceList(ApiModel):
+    """GET /sources."""
+
+    items: list[SourceResponse]
+
+
+class SourceDeleted(ApiModel):
+    """DELETE /sources/{id}."""
+
+    id: str
+    deleted: bool
+    cursor_kept: bool = Field(description="True: PUT the same id again and it resumes where it stopped.")

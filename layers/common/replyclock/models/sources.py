@@ -1,8 +1,8 @@
 """Where posts come from: one configured source per (network account, brand) or export file.
 
-Pure pydantic, no AWS. A source is data in the table, so adding a network account is a
-write, not a deployment; only its schedule lives in the template (or is created with the
-Scheduler API from `poll_rate`).
+Pure pydantic, no AWS. A source is data in the table, so adding a network account is one
+write (PUT /sources/{id}), not a deployment: one scheduled tick polls every enabled source
+whose `poll_every_seconds` has passed (replyclock.services.dispatching).
 """
 
 from __future__ import annotations
@@ -33,6 +33,15 @@ DEFAULT_BASE_URLS = {
     SourceKind.REDDIT: "https://oauth.reddit.com",
 }
 DEFAULT_AUTH_URLS = {SourceKind.REDDIT: "https://www.reddit.com"}
+# The keys each network's connector reads from the source's credentials (their names are not secret).
+REQUIRED_CREDENTIALS: dict[SourceKind, tuple[str, ...]] = {
+    SourceKind.X: ("bearer_token",),
+    SourceKind.MASTODON: ("access_token",),
+    SourceKind.BLUESKY: ("identifier", "app_password"),
+    SourceKind.REDDIT: ("client_id", "client_secret", "username", "password"),
+}
+DEFAULT_POLL_EVERY_SECONDS = 300
+MIN_POLL_EVERY_SECONDS = 60
 # What the account id means on each network, checked so a typo fails at configuration time.
 _ACCOUNT_ID_PATTERNS = {
     SourceKind.X: r"^\d{1,20}$",
@@ -57,8 +66,8 @@ class Source(BaseModel):
     base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     # Reddit issues tokens on another host than its API.
     auth_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
-    # An EventBridge Scheduler rate; the schedule that polls this source uses it.
-    poll_rate: str = Field(default="rate(5 minutes)", pattern=r"^rate\(\d{1,4} (minute|minutes|hour|hours)\)$")
+    # How often the ingest tick polls this source (the tick runs every minute, so a minute is the least).
+    poll_every_seconds: int = Field(default=DEFAULT_POLL_EVERY_SECONDS, ge=MIN_POLL_EVERY_SECONDS, le=86_400)
     # Secrets Manager secret name, or an SSM parameter path (starts with "/"); a JSON object of strings.
     credentials_name: str | None = Field(default=None, min_length=1, max_length=512)
     enabled: bool = True

@@ -375,13 +375,26 @@ def ingest(
     build: Callable[..., Connector] = build_connector,
 ) -> PollOutcome:
     """Poll one configured source within the invocation's remaining time."""
-    sources = SourceStore(table_name)
-    source = sources.get(source_id)
+    source = SourceStore(table_name).get(source_id)
     if source is None:
         raise UnknownSource(f"no source {source_id!r} is configured")
+    return poll_configured(source, table_name=table_name, remaining_ms=remaining_ms, owner=owner, now=now, build=build)
+
+
+def poll_configured(
+    source: Source,
+    *,
+    table_name: str,
+    remaining_ms: Callable[[], int],
+    owner: str,
+    now: Clock = utc_now,
+    build: Callable[..., Connector] = build_connector,
+) -> PollOutcome:
+    """Poll a source already read from the table within the invocation's remaining time."""
+    sources = SourceStore(table_name)
     if not source.enabled:
-        logger.info("source is disabled", source_id=source_id)
-        return PollOutcome(source_id=source_id, status=PollStatus.DISABLED)
+        logger.info("source is disabled", source_id=source.id)
+        return PollOutcome(source_id=source.id, status=PollStatus.DISABLED)
     deadline = Deadline(remaining_ms, SAFETY_MARGIN_MS)
     brand = BrandStore(table_name).get(source.brand_id) if source.brand_id else None
     return poll_source(
