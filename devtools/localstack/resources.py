@@ -78,6 +78,16 @@ def create_key(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> 
     return PhysicalResource(ref=metadata["KeyId"], attributes={"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]})
 
 
+def create_log_group(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
+    """A log group in the emulator (functions run in-process locally, so nothing writes to it)."""
+    name = str(properties.get("LogGroupName") or f"/local/{stack.physical_name(logical_id)}")
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName=name)
+    if "RetentionInDays" in properties:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(properties["RetentionInDays"]))
+    return PhysicalResource(ref=name, attributes={"Arn": stack.arn("logs", f"log-group:{name}:*")})
+
+
 def create_topic(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
     name = str(properties.get("TopicName") or stack.physical_name(logical_id))
     attributes = {
@@ -140,6 +150,7 @@ Creator = Callable[[Stack, str, Mapping[str, Any]], PhysicalResource]
 
 CREATORS: dict[str, Creator] = {
     "AWS::KMS::Key": create_key,
+    "AWS::Logs::LogGroup": create_log_group,
     "AWS::DynamoDB::Table": create_table,
     "AWS::SQS::Queue": create_queue,
     "AWS::SNS::Topic": create_topic,

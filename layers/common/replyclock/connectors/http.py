@@ -296,8 +296,15 @@ def _path(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+# How much of an error body is read for its snippet: enough to find a credential echoed just past the cut.
+_SNIPPET_SCAN_BYTES = 65_536
+
+
 def _snippet(body: bytes, limit: int = 300) -> str:
-    return redact(body[:limit].decode("utf-8", errors="replace"))
+    """The start of an error body for messages: masked whole before it is cut, so a cut never splits a secret out."""
+    text = redact(body[:_SNIPPET_SCAN_BYTES].decode("utf-8", errors="replace"))
+    # Masking can only shorten the text; what the cut leaves of a secret is a prefix, which redact masks too.
+    return redact(text[:limit])
 
 
 def _iso(moment: float) -> str:
