@@ -26,6 +26,10 @@ ROUTES = {
     ("PUT", "/brands/{brand_id}"),
     ("GET", "/brands/{brand_id}/sla-policy"),
     ("PUT", "/brands/{brand_id}/sla-policy"),
+    ("GET", "/sources"),
+    ("GET", "/sources/{source_id}"),
+    ("PUT", "/sources/{source_id}"),
+    ("DELETE", "/sources/{source_id}"),
     ("GET", "/health"),
 }
 SUMMARY_CONTRACT = {
@@ -136,6 +140,10 @@ def test_every_route_family_has_an_event_file() -> None:
         "api_brand_put.json",
         "api_sla_policy_get.json",
         "api_sla_policy_put.json",
+        "api_sources.json",
+        "api_source_get.json",
+        "api_source_put.json",
+        "api_source_delete.json",
         "api_health.json",
         "api_openapi.json",
         "api_docs.json",

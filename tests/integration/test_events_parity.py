@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
@@ -74,6 +75,20 @@ def stack(aws: None, tmp_path: Path) -> Iterator[Stack]:
     source_id = json.loads((EVENTS / "ingest_source.json").read_text())["source_id"]
     export = shutil.copy(FIXTURES / "replay" / "small_posts.jsonl", tmp_path / "export.jsonl")
     SourceStore(table).put(Source(id=source_id, kind=SourceKind.REPLAY, replay_uri=str(export)))
+    # The source the api_source_* events name, and its credentials; disabled, so the ingest tick
+    # polls only the replay (the PUT event enables it, in its own stack).
+    boto3.client("secretsmanager").create_secret(Name="replyclock/acme-x", SecretString='{"bearer_token": "t"}')
+    SourceStore(table).put(
+        Source(
+            id="acme-x",
+            kind=SourceKind.X,
+            brand_id="acme",
+            account_id="1001",
+            account_handle="acmehelp",
+            credentials_name="replyclock/acme-x",
+            enabled=False,
+        )
+    )
     deserializer = TypeDeserializer()
     for record in json.loads((EVENTS / "measure_post_inserts.json").read_text())["Records"]:
         image = record["dynamodb"]["NewImage"]

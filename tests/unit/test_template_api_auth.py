@@ -27,6 +27,10 @@ APP_ROUTES = {
     ("GET", "/brands/acme/sla-policy"),
     ("PUT", "/brands/acme/sla-policy"),
     ("DELETE", "/conversations/x/1/posts/2"),
+    ("GET", "/sources"),
+    ("GET", "/sources/acme-x"),
+    ("PUT", "/sources/acme-x"),
+    ("DELETE", "/sources/acme-x"),
     *DOCS_ROUTES,
 }
 JWT = {"JwtIssuer": "https://issuer.example.com/pool", "JwtAudience": "client-a,client-b"}
