@@ -194,3 +194,7 @@ def assert_states_and_buckets_are_exact(
     daily = stored_snapshot(pipeline.buckets, brands, Granularity.DAY)
     assert daily == rolled_up_snapshot(stored_buckets(pipeline.buckets, brands))
     assert daily == expected_snapshot(all_waits, Granularity.DAY)
+    # and the brand-wide hours and days are exactly the totals of every channel and priority together
+    for granularity in (Granularity.HOUR, Granularity.DAY):
+        brand_wide = stored_snapshot(pipeline.buckets, brands, granularity, brand_wide=True)
+        assert brand_wide == expected_snapshot(all_waits, granularity, brand_wide=True), granularity

@@ -1,4 +1,5 @@
-"""Brand-wide roll-ups: settled days and months pre-merged across channels and priorities, always exact."""
+"""Brand-wide buckets and monthly roll-ups: every channel and priority pre-merged, per hour, day and settled
+month, always exact."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.template import REPO_ROOT
 from replyclock.dal.aggregates import same_sums
+from replyclock.dal.rollups import months_between
 from replyclock.logic import metrics as metrics_logic
 from replyclock.logic.aggregation import BucketTotals, Granularity, RollupKey
 from replyclock.models.domain import Brand, Post, WaitKind
@@ -57,19 +59,25 @@ def expected_rollups(posts: list[Post], granularity: Granularity) -> dict[tuple[
 
 
 def stored_rollups(pipeline: Pipeline, granularity: Granularity) -> dict[tuple[str, WaitKind], BucketTotals]:
-    return {(key.period, key.kind): totals for key, totals in pipeline.rollups.read("acme", granularity, "0", "9")}
+    if granularity is Granularity.MONTH:
+        stored = pipeline.rollups.read("acme", "0", "9")
+    else:
+        stored = pipeline.buckets.query_brand_wide("acme", granularity, "0", "9")
+    return {(key.period, key.kind): totals for key, totals in stored}
 
 
-def assert_exact(pipeline: Pipeline, posts: list[Post], through: date) -> None:
-    """Every daily roll-up through `through`, and every month it covers whole, holds exactly what its waits say."""
-    for granularity in (Granularity.DAY, Granularity.MONTH):
+def assert_exact(pipeline: Pipeline, posts: list[Post], through: date | None = None) -> None:
+    """Every brand-wide hour and day, and every month that ends by `through`, holds exactly what its waits say."""
+    for granularity in (Granularity.HOUR, Granularity.DAY, Granularity.MONTH):
         expected = expected_rollups(posts, granularity)
         stored = stored_rollups(pipeline, granularity)
-        reach = through.isoformat() if granularity is Granularity.DAY else f"{through:%Y-%m}"
-        wanted = {key for key in expected if key[0] <= reach and (granularity is Granularity.DAY or key[0] < reach)}
-        assert wanted <= set(stored), sorted(wanted - set(stored))
-        for key in wanted:
-            assert same_sums(stored[key], expected[key]), key
+        if granularity is Granularity.MONTH:
+            reach = f"{through + timedelta(days=1):%Y-%m}" if through else ""
+            expected = {key: totals for key, totals in expected.items() if key[0] < reach}
+            stored = {key: totals for key, totals in stored.items() if key[0] < reach}
+        assert set(stored) == set(expected), (granularity, sorted(set(stored) ^ set(expected)))
+        for key in expected:
+            assert same_sums(stored[key], expected[key]), (granularity, key)
 
 
 def measured(pipeline: Pipeline, posts: list[Post]) -> None:
@@ -92,15 +100,16 @@ def test_settled_days_are_announced_first_and_built_only_a_lead_later(pipeline: 
     # When a sweep runs once every day has settled, again a minute later, and again a lead later
     announced = roll_up(pipeline.rollups, ["acme"], SETTLED)
     too_soon = roll_up(pipeline.rollups, ["acme"], SETTLED + timedelta(minutes=1))
-    before_lead = stored_rollups(pipeline, Granularity.DAY)
+    before_lead = stored_rollups(pipeline, Granularity.MONTH)
     after_lead = roll_up(pipeline.rollups, ["acme"], SETTLED + ANNOUNCE_LEAD)
 
-    # Then the first announced every settled day, the second wrote nothing, the third built them all exactly
+    # Then the first announced every settled day, the second wrote nothing, the third built every whole month
     last_settled = (SETTLED - SETTLE_AGE).date()
     assert announced.announced == {"acme": last_settled.isoformat()} and announced.rollups_written == 0
     assert too_soon.rollups_written == 0 and before_lead == {}
     assert after_lead.built == {"acme": last_settled.isoformat()}
     assert pipeline.rollups.watermark("acme").built == last_settled
+    assert {month for month, _ in stored_rollups(pipeline, Granularity.MONTH)} == {"2026-08", "2026-09", "2026-10"}
     assert_exact(pipeline, posts, last_settled)
 
 
@@ -109,8 +118,8 @@ def test_a_second_build_of_unchanged_days_writes_nothing(pipeline: Pipeline) -> 
     measured(pipeline, scenario())
     built(pipeline)
 
-    # When the watermark is rebuilt from scratch over the same days
-    written = pipeline.rollups.rebuild_days("acme", START.date(), SETTLED.date())
+    # When the months are rebuilt again over the same days
+    written = pipeline.rollups.rebuild_months("acme", "2026-08", "2026-10")
 
     assert written == 0
 
@@ -126,7 +135,7 @@ def test_a_late_answer_on_a_rolled_up_day_brings_that_day_and_its_month_up_to_da
     answer = brand("late-a", 60 * 24 * 40, reply_to="late-q", conversation="late", start=START)
     measured(pipeline, [answer])
 
-    # Then the roll-ups of the question's day and month hold the answer, as do all the others
+    # Then the brand-wide hour and day of the question and its month hold the answer, as do all the others
     assert_exact(pipeline, [*posts, answer], (SETTLED - SETTLE_AGE).date())
 
 
@@ -152,7 +161,7 @@ def test_days_measured_between_announcement_and_build_are_in_the_build(pipeline:
 
 
 def test_reconcile_brings_the_rollups_of_the_days_it_repairs_up_to_date(pipeline: Pipeline) -> None:
-    # Given built roll-ups, then an hourly bucket (and its day) knocked off the truth behind their back
+    # Given built roll-ups, then an hourly bucket knocked off the truth, and everything above it following it
     pipeline.add_brands([ACME])
     posts = scenario()
     measured(pipeline, posts)
@@ -160,14 +169,15 @@ def test_reconcile_brings_the_rollups_of_the_days_it_repairs_up_to_date(pipeline
     key, _ = pipeline.buckets.query("acme", "0", "9")[0]
     stored = pipeline.buckets.read_days("acme", key.period[:10], key.period[:10])[key]
     pipeline.buckets.rewrite(key, BucketTotals(), stored.guards, stored.revision)
-    pipeline.buckets.rebuild_day(key.day())
-    pipeline.rollups.rebuild_days("acme", date.fromisoformat(key.period[:10]), date.fromisoformat(key.period[:10]))
+    for follower in (key.day(), RollupKey.of(key), RollupKey.of(key).day()):
+        pipeline.buckets.rebuild(follower)
+    pipeline.rollups.rebuild_months("acme", key.period[:7], key.period[:7])
 
     # When that day is reconciled
     day = date.fromisoformat(key.period[:10])
     outcome = reconcile_days(pipeline.conversations, pipeline.buckets, pipeline.rollups, "acme", day, day, SETTLED)
 
-    # Then the day's roll-up and its month are exact again
+    # Then the brand-wide hour, day and month are exact again
     assert outcome.rollups_written >= 1
     assert_exact(pipeline, posts, (SETTLED - SETTLE_AGE).date())
 
@@ -192,7 +202,11 @@ def test_a_long_history_is_announced_a_year_at_a_time_and_built_a_month_per_step
 
     # Then the first announcement reached a year, and the history was built whole, step by step
     assert sweeps[0].announced == {"acme": (old_start.date() + timedelta(days=365)).isoformat()}
-    assert max(len(sweep.built) for sweep in sweeps) == 1
+    built_after = [date.fromisoformat(sweep.built["acme"]) for sweep in sweeps if sweep.built]
+    # each sweep built at most one whole month (and then, at the end of an announcement, the days after it)
+    steps = zip(built_after, built_after[1:], strict=False)
+    assert all(len(months_between(earlier + timedelta(days=1), later)) <= 2 for earlier, later in steps)
+    assert len(built_after) >= len(months_between(old_start.date(), now.date())) - 1
     assert (pipeline.rollups.watermark("acme").built or date.min) >= (now - SETTLE_AGE).date()
     assert same_sums(
         stored_rollups(pipeline, Granularity.MONTH)[("2024-05", WaitKind.FIRST)],
@@ -254,7 +268,7 @@ def test_rollups_answer_exactly_as_hourly_buckets_alone_for_any_window(api: ApiC
     same_answers()
 
 
-def test_an_unfiltered_summary_reads_rollups_and_a_filtered_one_daily_buckets(
+def test_an_unfiltered_summary_reads_brand_wide_items_and_a_filtered_one_per_channel_buckets(
     api: ApiClient, pipeline: Pipeline
 ) -> None:
     # Given 75 days rolled up
@@ -276,9 +290,10 @@ def test_an_unfiltered_summary_reads_rollups_and_a_filtered_one_daily_buckets(
         assert api.call("api_metrics_summary.json", query=window | {"channel": "x"}).status == 200
         filtered = read[-1]
 
-    assert {(piece.granularity, piece.brand_wide) for piece in unfiltered} >= {
-        (Granularity.MONTH, True),
+    assert {(piece.granularity, piece.brand_wide) for piece in unfiltered} == {
+        (Granularity.HOUR, True),
         (Granularity.DAY, True),
+        (Granularity.MONTH, True),
     }
     assert not any(piece.brand_wide for piece in filtered)
 

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.conversations import ConversationStore
-from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, rolled_up, totals_by_bucket
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, PeriodKey, RollupKey, rolled_up
 from replyclock.logic.waits import brands_in_conversation, compute_waits, placed_conversation
 from replyclock.models.domain import Brand, Post, Wait
 from replyclock.services.measuring import BrandDirectory
 
-Snapshot = dict[BucketKey, tuple[dict[str, int], dict[int, int], int, dict[int, int], int]]
+Snapshot = dict[PeriodKey, tuple[dict[str, int], dict[int, int], int, dict[int, int], int]]
 
 
 LaneKey = tuple[str, str, str, str]
@@ -44,7 +44,7 @@ def stored_waits(store: ConversationStore, conversations: Iterable[tuple[str, st
     return waits
 
 
-def snapshot(buckets: Iterable[tuple[BucketKey, BucketTotals]]) -> Snapshot:
+def snapshot(buckets: Iterable[tuple[PeriodKey, BucketTotals]]) -> Snapshot:
     """Buckets in a comparable form: non-zero counters and histogram bins (float sums compared apart)."""
     result: Snapshot = {}
     for key, totals in buckets:
@@ -63,10 +63,19 @@ def snapshot(buckets: Iterable[tuple[BucketKey, BucketTotals]]) -> Snapshot:
     return result
 
 
-def expected_snapshot(waits: Iterable[Wait], granularity: Granularity = Granularity.HOUR) -> Snapshot:
-    """The buckets the waits make: hourly, or their daily roll-ups."""
-    hourly = totals_by_bucket(waits)
-    return snapshot((hourly if granularity is Granularity.HOUR else rolled_up(hourly)).items())
+def expected_snapshot(
+    waits: Iterable[Wait], granularity: Granularity = Granularity.HOUR, *, brand_wide: bool = False
+) -> Snapshot:
+    """The buckets the waits make: hourly, or their daily roll-ups; per channel and priority, or brand-wide."""
+    buckets: dict[PeriodKey, BucketTotals] = {}
+    for wait in waits:
+        key: PeriodKey = BucketKey.of(wait)
+        if granularity is Granularity.DAY:
+            key = key.day()
+        if brand_wide:
+            key = RollupKey(key.brand_id, key.period, key.kind, key.granularity)
+        buckets.setdefault(key, BucketTotals()).merge(BucketTotals.of_wait(wait))
+    return snapshot(buckets.items())
 
 
 def stored_buckets(
@@ -78,8 +87,18 @@ def stored_buckets(
 
 
 def stored_snapshot(
-    store: BucketStore, brand_ids: Iterable[str], granularity: Granularity = Granularity.HOUR
+    store: BucketStore,
+    brand_ids: Iterable[str],
+    granularity: Granularity = Granularity.HOUR,
+    *,
+    brand_wide: bool = False,
 ) -> Snapshot:
+    if brand_wide:
+        return snapshot(
+            bucket
+            for brand_id in sorted(set(brand_ids))
+            for bucket in store.query_brand_wide(brand_id, granularity, "0000", "9999")
+        )
     return snapshot(stored_buckets(store, brand_ids, granularity))
 
 

@@ -47,10 +47,11 @@ def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
     for lane, expected in waits.items():
         assert stored[lane] == expected, lane
     every_wait = [wait for conversation_waits in waits.values() for wait in conversation_waits]
-    for granularity in Granularity:
-        assert stored_snapshot(pipeline.buckets, ["acme", "globex"], granularity) == expected_snapshot(
-            every_wait, granularity
-        ), granularity
+    for granularity in (Granularity.HOUR, Granularity.DAY):
+        for brand_wide in (False, True):
+            stored = stored_snapshot(pipeline.buckets, ["acme", "globex"], granularity, brand_wide=brand_wide)
+            expected = expected_snapshot(every_wait, granularity, brand_wide=brand_wide)
+            assert stored == expected, (granularity, brand_wide)
 
 
 def give_up_after(pipeline: Pipeline, attempts: int) -> None:

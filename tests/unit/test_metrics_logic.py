@@ -318,18 +318,28 @@ def test_read_plan_reads_hours_only_without_daily_buckets() -> None:
     assert read_plan(TimeWindow(NOV, NOV), daily=True) == []
 
 
-def test_read_plan_reads_rolled_up_months_whole_and_the_rolled_up_days_around_them() -> None:
+def test_an_unfiltered_read_plan_reads_brand_wide_hours_days_and_the_rolled_up_months_whole() -> None:
     window = TimeWindow(datetime(2026, 8, 27, 12, tzinfo=UTC), datetime(2026, 11, 25, 12, tzinfo=UTC))
 
-    pieces = read_plan(window, daily=True, rolled_through=date(2026, 11, 20))
+    pieces = read_plan(window, daily=True, brand_wide=True, rolled_through=date(2026, 11, 20))
 
     assert [(piece.period_range(), piece.granularity, piece.brand_wide) for piece in pieces] == [
-        (("2026-08-27T12", "2026-08-27T23"), HOURLY, False),
-        (("2026-11-25T00", "2026-11-25T11"), HOURLY, False),
+        (("2026-08-27T12", "2026-08-27T23"), HOURLY, True),
+        (("2026-11-25T00", "2026-11-25T11"), HOURLY, True),
         (("2026-08-28", "2026-08-31"), DAILY, True),
         (("2026-09", "2026-10"), Granularity.MONTH, True),
-        (("2026-11-01", "2026-11-20"), DAILY, True),
-        (("2026-11-21", "2026-11-24"), DAILY, False),
+        (("2026-11-01", "2026-11-24"), DAILY, True),
+    ]
+
+
+def test_a_month_the_rollups_do_not_reach_whole_is_read_as_days() -> None:
+    window = TimeWindow(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+
+    pieces = read_plan(window, daily=True, brand_wide=True, rolled_through=date(2026, 10, 30))
+
+    assert [(piece.period_range(), piece.granularity) for piece in pieces] == [
+        (("2026-09", "2026-09"), Granularity.MONTH),
+        (("2026-10-01", "2026-10-31"), DAILY),
     ]
 
 
@@ -338,30 +348,28 @@ def test_read_plan_reads_rolled_up_months_whole_and_the_rolled_up_days_around_th
     start=st.integers(0, 400 * 24),
     hours=st.integers(0, 400 * 24),
     rolled=st.one_of(st.none(), st.integers(-10, 420)),
+    brand_wide=st.booleans(),
     months=st.booleans(),
 )
 def test_read_plan_pieces_tile_the_window_without_overlap(
-    start: int, hours: int, rolled: int | None, months: bool
+    start: int, hours: int, rolled: int | None, brand_wide: bool, months: bool
 ) -> None:
     window = TimeWindow(NOV + timedelta(hours=start), NOV + timedelta(hours=start + hours))
     rolled_through = None if rolled is None else (NOV + timedelta(days=rolled)).date()
 
-    pieces = read_plan(window, daily=True, rolled_through=rolled_through, months=months)
+    pieces = read_plan(window, daily=True, brand_wide=brand_wide, rolled_through=rolled_through, months=months)
 
     stretches = sorted((piece.window.start, piece.window.end) for piece in pieces)
     assert all(not piece.window.is_empty for piece in pieces)
     assert [end for _, end in stretches[:-1]] == [begin for begin, _ in stretches[1:]]
     assert (stretches[0][0], stretches[-1][1]) == (window.start, window.end) if pieces else window.is_empty
+    assert all(piece.brand_wide == brand_wide for piece in pieces)
     after_rolled = None if rolled_through is None else datetime.combine(rolled_through, datetime.min.time(), UTC) + DAY
     for piece in pieces:
-        if piece.brand_wide:
-            # Roll-ups only for whole days they reach
-            assert after_rolled is not None and piece.window.end <= after_rolled and piece.granularity is not HOURLY
-        elif piece.granularity is DAILY and after_rolled is not None:
-            # Daily buckets only where roll-ups do not reach
-            assert piece.window.start >= after_rolled
         if piece.granularity is Granularity.MONTH:
-            assert months and piece.window.start.day == piece.window.end.day == 1
+            # Monthly roll-ups only for whole months they reach, and only brand-wide
+            assert brand_wide and months and after_rolled is not None and piece.window.end <= after_rolled
+            assert piece.window.start.day == piece.window.end.day == 1
 
 
 def test_a_daily_bucket_cannot_make_hourly_points() -> None:

@@ -45,28 +45,32 @@ def read_buckets(
 ) -> list[tuple[PeriodKey, BucketTotals]]:
     """The brand's buckets covering the window: with `daily`, daily ones for its whole UTC days.
 
-    With `brand_wide` (a request that filters on no channel or priority), the whole days that the brand's
-    roll-ups reach are read from them: monthly ones for whole months (with `months`), daily ones otherwise.
+    With `brand_wide` (a request that filters on no channel or priority), brand-wide buckets are read, and
+    (with `months`) monthly roll-ups for the whole months the brand's roll-ups reach.
     Every window the API accepts (up to MaxWindowDays) is read whole: whether a request is answered never
     depends on how long reading takes, so an answer cannot change with the load on the machine.
     """
     require_known_brand(stores, brand)
     rolled_through = None
-    if brand_wide and any(piece.granularity is Granularity.DAY for piece in metrics.read_plan(window, daily=daily)):
+    if brand_wide and months and metrics.has_whole_days(window, daily=daily):
         rolled_through = stores.rollups.watermark(brand, consistent=False).built
+    plan = metrics.read_plan(window, daily=daily, brand_wide=brand_wide, rolled_through=rolled_through, months=months)
     buckets: list[tuple[PeriodKey, BucketTotals]] = []
-    for piece in metrics.read_plan(window, daily=daily, rolled_through=rolled_through, months=months):
+    for piece in plan:
         buckets.extend(_query(stores, brand, piece))
     logger.info("read buckets", brand=brand, hours=window.hours, items=len(buckets), rolled_through=rolled_through)
     return buckets
 
 
 def _query(stores: Stores, brand: str, piece: metrics.ReadPiece) -> Sequence[tuple[PeriodKey, BucketTotals]]:
+    first, last = piece.period_range()
+    if piece.granularity is Granularity.MONTH:
+        return stores.rollups.read(brand, first, last)
     if piece.brand_wide:
-        return stores.rollups.read(brand, piece.granularity, *piece.period_range())
+        return stores.buckets.query_brand_wide(brand, piece.granularity, first, last)
     if piece.granularity is Granularity.DAY:
-        return stores.buckets.query_days(brand, *piece.period_range())
-    return stores.buckets.query(brand, *piece.period_range())
+        return stores.buckets.query_days(brand, first, last)
+    return stores.buckets.query(brand, first, last)
 
 
 @router.get(

@@ -2,6 +2,8 @@
 
 Hourly buckets have sort keys "H#<YYYY-MM-DDTHH>#<kind>#<channel>#<priority>", their daily
 roll-ups "D#<YYYY-MM-DD>#<kind>#<channel>#<priority>", in the same partition "AGG#<brand>".
+Brand-wide hourly and daily buckets ("R#H#<hour>#<kind>", "R#D#<day>#<kind>") hold every
+channel and priority together, for the requests that filter on neither.
 
 An hourly bucket keeps, per conversation state that changed it lately, the last state
 version it has applied (a *guard*). A delta is added only together with moving its guard
@@ -14,6 +16,10 @@ that hour's bucket it holds (`h_<HH>`), so it has at most 24 guards however many
 conversations its day had: a batch adds what it added to an hour to the day only if the day
 holds exactly the hour's revision before that write; otherwise the day is rebuilt from its
 hours (`rebuild_day`).
+
+A brand-wide hourly bucket follows the hourly buckets of its hour and kind the same way, with a guard
+per channel and priority (`c_<hash>`: the revision of that bucket it holds), and a brand-wide daily
+bucket follows the brand-wide hours of its day.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from replyclock.dal.table import (
     to_decimal,
     translate,
 )
-from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals, Granularity
+from replyclock.logic.aggregation import COUNTER_NAMES, BucketKey, BucketTotals, Granularity, PeriodKey, RollupKey
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Priority, WaitKind
 
@@ -49,6 +55,9 @@ GUARD_PREFIX = "g_"
 REVISION = "rev"
 # A daily bucket's guard of one hour: the revision of that hour's bucket it holds.
 HOUR_GUARD_PREFIX = "h_"
+# A brand-wide hourly bucket's guard of one channel and priority: the revision of that bucket it holds.
+COMBINATION_GUARD_PREFIX = "c_"
+_FOLLOW_GUARD_PREFIXES = (HOUR_GUARD_PREFIX, COMBINATION_GUARD_PREFIX)
 # Stream records live 24 hours; a guard older than this can no longer be challenged by a redelivery.
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
@@ -57,6 +66,8 @@ _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
 MAX_EXPRESSION_BYTES = 4096
 MAX_EXPRESSION_OPERATORS = 300
 _SORT_KEY_PREFIX = {Granularity.HOUR: "H", Granularity.DAY: "D"}
+_ROLLUP_SORT_KEY_PREFIX = {Granularity.HOUR: "R#H", Granularity.DAY: "R#D"}
+_GRANULARITY_OF_ROLLUP_PREFIX = {prefix[2:]: granularity for granularity, prefix in _ROLLUP_SORT_KEY_PREFIX.items()}
 # How far the brand-wide roll-ups (dal.rollups) reach: read with the guards, so the aggregate step knows
 # which days it changes have roll-ups to bring up to date, without a request of its own.
 WATERMARK_SK = "R#WATERMARK"
@@ -101,12 +112,28 @@ def _base36(number: int) -> str:
             return text
 
 
-def bucket_item_key(key: BucketKey) -> dict[str, str]:
+def bucket_item_key(key: PeriodKey) -> dict[str, str]:
+    if isinstance(key, RollupKey):
+        return {
+            "pk": f"AGG#{key.brand_id}",
+            "sk": f"{_ROLLUP_SORT_KEY_PREFIX[key.granularity]}#{key.period}#{key.kind.value}",
+        }
     prefix = _SORT_KEY_PREFIX[key.granularity]
     return {
         "pk": f"AGG#{key.brand_id}",
         "sk": f"{prefix}#{key.period}#{key.kind.value}#{key.channel}#{key.priority.value}",
     }
+
+
+def period_key_from_item(item: Mapping[str, Any]) -> PeriodKey:
+    """The key of a bucket item, of one channel and priority or brand-wide."""
+    sort_key = str(item["sk"])
+    if not sort_key.startswith("R#"):
+        return bucket_key_from_item(item)
+    _, prefix, period, kind = sort_key.split("#", 3)
+    return RollupKey(
+        str(item["pk"]).removeprefix("AGG#"), period, WaitKind(kind), _GRANULARITY_OF_ROLLUP_PREFIX[prefix]
+    )
 
 
 def bucket_key_from_item(item: Mapping[str, Any]) -> BucketKey:
@@ -157,7 +184,7 @@ def same_sums(first: BucketTotals, second: BucketTotals) -> bool:
 
 
 def stored_bucket(
-    key: BucketKey, totals: BucketTotals, guards: Mapping[str, str | int] | None = None
+    key: PeriodKey, totals: BucketTotals, guards: Mapping[str, str | int] | None = None
 ) -> dict[str, Any]:
     """The item a new bucket is once `totals` (and these guards) were applied to it, as BucketStore.apply leaves it.
 
@@ -274,17 +301,34 @@ def hour_guard_name(hour: str) -> str:
     return HOUR_GUARD_PREFIX + hour[-2:]
 
 
-def hours_of(day: BucketKey) -> list[BucketKey]:
+def combination_guard_name(bucket: BucketKey) -> str:
+    """The brand-wide hourly bucket's guard of one channel and priority's hourly bucket."""
+    digest = hashlib.blake2b(f"{bucket.channel}#{bucket.priority.value}".encode(), digest_size=6).digest()
+    return COMBINATION_GUARD_PREFIX + base64.urlsafe_b64encode(digest).decode()
+
+
+def follow_guard_name(parent: PeriodKey, child: PeriodKey) -> str:
+    """The guard under which a bucket that follows others (a day its hours, a brand-wide hour its
+    channels and priorities) holds the revision of one of them."""
+    if parent.granularity is Granularity.DAY:
+        return hour_guard_name(child.period)
+    if not isinstance(child, BucketKey):
+        raise TypeError(f"{parent} does not follow {child}")
+    return combination_guard_name(child)
+
+
+def hours_of(day: PeriodKey) -> list[PeriodKey]:
     """The 24 hourly buckets whose sum a daily bucket is."""
     return [replace(day, period=f"{day.period}T{hour:02d}", granularity=Granularity.HOUR) for hour in range(24)]
 
 
 @dataclass(frozen=True)
 class BucketGuards:
-    """What exactly-once writing needs of a bucket: its state guards, its hours' revisions (daily), its revision."""
+    """What exactly-once writing needs of a bucket: its state guards, the revisions it holds of the buckets it
+    follows (by guard name: a day's hours, a brand-wide hour's channels and priorities), its revision."""
 
     guards: dict[str, str] = field(default_factory=dict)
-    hours: dict[str, int] = field(default_factory=dict)
+    followed: dict[str, int] = field(default_factory=dict)
     revision: int = 0
 
 
@@ -307,9 +351,12 @@ def watermark_from_item(item: Mapping[str, Any]) -> Watermark:
 
 @dataclass(frozen=True)
 class HourAdded:
-    """What a batch added to one hourly bucket, for its day: the sum, and the hour's revision before and after."""
+    """What a batch added to one bucket, for the buckets that follow it: the sum, and its revision before and after.
 
-    key: BucketKey
+    revision_before is -1 when what it now holds is not only that sum added (another writer, a rebuild).
+    """
+
+    key: PeriodKey
     totals: BucketTotals
     revision_before: int
     revision_after: int
@@ -328,17 +375,17 @@ class BucketStore:
     def __init__(self, table_name: str) -> None:
         self._table = get_table(table_name)
 
-    def read_guards(self, keys: Iterable[BucketKey]) -> dict[BucketKey, BucketGuards]:
+    def read_guards(self, keys: Iterable[PeriodKey]) -> dict[PeriodKey, BucketGuards]:
         """Guards and revision of each bucket (an absent bucket has none, at revision 0)."""
         return {key: _bucket_guards(item) if item else BucketGuards() for key, item in self._get_many(keys).items()}
 
     def read_guards_and_watermarks(
-        self, keys: Iterable[BucketKey]
-    ) -> tuple[dict[BucketKey, BucketGuards], dict[str, Watermark]]:
+        self, keys: Iterable[PeriodKey]
+    ) -> tuple[dict[PeriodKey, BucketGuards], dict[str, Watermark]]:
         """read_guards, and the roll-up watermark of each brand of these buckets, in the same requests."""
-        wanted = sorted(set(keys))
+        wanted = list(set(keys))
         brands = sorted({key.brand_id for key in wanted})
-        guards = {key: BucketGuards() for key in wanted}
+        guards: dict[PeriodKey, BucketGuards] = {key: BucketGuards() for key in wanted}
         watermarks = {brand: Watermark() for brand in brands}
         requested = [bucket_item_key(key) for key in wanted] + [
             {"pk": f"AGG#{brand}", "sk": WATERMARK_SK} for brand in brands
@@ -347,14 +394,14 @@ class BucketStore:
             if item["sk"] == WATERMARK_SK:
                 watermarks[str(item["pk"]).removeprefix("AGG#")] = watermark_from_item(item)
             else:
-                guards[bucket_key_from_item(item)] = _bucket_guards(item)
+                guards[period_key_from_item(item)] = _bucket_guards(item)
         return guards, watermarks
 
-    def _get_many(self, keys: Iterable[BucketKey]) -> dict[BucketKey, dict[str, Any] | None]:
-        wanted = sorted(set(keys))
-        found: dict[BucketKey, dict[str, Any] | None] = dict.fromkeys(wanted)
+    def _get_many(self, keys: Iterable[PeriodKey]) -> dict[PeriodKey, dict[str, Any] | None]:
+        wanted = list(set(keys))
+        found: dict[PeriodKey, dict[str, Any] | None] = dict.fromkeys(wanted)
         for item in batch_get_items(self._table, (bucket_item_key(key) for key in wanted), consistent=True):
-            found[bucket_key_from_item(item)] = item
+            found[period_key_from_item(item)] = item
         return found
 
     def guards_of_period(self, brand_id: str, granularity: Granularity, period: str) -> dict[BucketKey, dict[str, str]]:
@@ -380,7 +427,7 @@ class BucketStore:
         return found
 
     def rewrite(
-        self, key: BucketKey, totals: BucketTotals, guards: Mapping[str, str | int], read_revision: int
+        self, key: PeriodKey, totals: BucketTotals, guards: Mapping[str, str | int], read_revision: int
     ) -> None:
         """Replace the bucket with these sums and guards, only if no write reached it since it was read.
 
@@ -421,19 +468,20 @@ class BucketStore:
         revision = response.get("Attributes", {}).get(REVISION, 0)
         return expression.removed, int(str(revision))
 
-    def add_to_day(self, day: BucketKey, hours: Iterable[HourAdded]) -> None:
-        """Add what a batch added to some hours of the day, if the day holds exactly those hours' revisions before.
+    def follow(self, parent: PeriodKey, children: Iterable[HourAdded]) -> int:
+        """Add what a batch added to some buckets that `parent` follows (a day its hours, a brand-wide hour its
+        channels and priorities), if it holds exactly their revisions before; the parent's revision after.
 
-        ConditionFailed otherwise (an hour's write it missed, or one applied meanwhile), WriteTooLarge when the
-        additions exceed one UpdateItem's expression: see rebuild_day.
+        ConditionFailed otherwise (a write it missed, or one applied meanwhile), WriteTooLarge when the
+        additions exceed one UpdateItem's expression: see rebuild.
         """
         totals = BucketTotals()
         names = {"#rev": REVISION}
         values: dict[str, Any] = {":one": 1}
         sets, conditions = [], []
-        for position, added in enumerate(sorted(hours, key=lambda added: added.key)):
+        for position, added in enumerate(sorted(children, key=lambda added: bucket_item_key(added.key)["sk"])):
             totals.merge(added.totals)
-            names[f"#h{position}"] = hour_guard_name(added.key.period)
+            names[f"#h{position}"] = follow_guard_name(parent, added.key)
             values[f":h{position}"] = added.revision_after
             sets.append(f"#h{position} = :h{position}")
             if added.revision_before:
@@ -447,47 +495,65 @@ class BucketStore:
             values[f":a{position}"] = amount
             adds.append(f"#a{position} :a{position}")
         for position, (attribute, value) in enumerate(
-            (("item_type", BUCKET_ITEM_TYPE), ("brand_id", day.brand_id), (day.granularity.value, day.period))
+            (("item_type", BUCKET_ITEM_TYPE), ("brand_id", parent.brand_id), (parent.granularity.value, parent.period))
         ):
             names[f"#k{position}"] = attribute
             values[f":k{position}"] = value
             sets.append(f"#k{position} = :k{position}")
         update = f"SET {', '.join(sets)} ADD {', '.join(adds)}"
-        if len(update.encode()) > MAX_EXPRESSION_BYTES:
-            raise WriteTooLarge(f"{day}: the day's additions do not fit in one UpdateItem")
+        condition = " AND ".join(conditions)
+        if len(update.encode()) > MAX_EXPRESSION_BYTES or len(condition.encode()) > MAX_EXPRESSION_BYTES:
+            raise WriteTooLarge(f"{parent}: the additions do not fit in one UpdateItem")
         try:
-            self._table.update_item(
-                Key=bucket_item_key(day),
+            response = self._table.update_item(
+                Key=bucket_item_key(parent),
                 UpdateExpression=update,
-                ConditionExpression=" AND ".join(conditions),
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
             )
         except ClientError as error:
             raise translate(error) from error
+        return int(str(response.get("Attributes", {}).get(REVISION, 0)))
 
-    def rebuild_day(self, day: BucketKey) -> bool:
-        """Make a daily bucket the sum of its hourly buckets as they are now, with their revisions; False if it was.
+    def rebuild(self, parent: PeriodKey) -> int | None:
+        """Make a bucket that follows others the sum of them as they are now, holding their revisions;
+        its revision after, or None when it already was.
 
-        ConditionFailed when the day was written meanwhile: read again and decide again.
+        ConditionFailed when it was written meanwhile: read again and decide again.
         """
-        found = self._get_many([day, *hours_of(day)])
+        current, children = self._with_followed(parent)
         totals = BucketTotals()
-        hour_guards: dict[str, int] = {}
-        for key in hours_of(day):
-            item = found[key]
+        held: dict[str, int] = {}
+        for child, item in children.items():
             if item is not None:
                 totals.merge(totals_from_item(item))
-                hour_guards[hour_guard_name(key.period)] = int(item.get(REVISION, 0))
-        current = found[day]
+                held[follow_guard_name(parent, child)] = int(item.get(REVISION, 0))
         if current is not None:
-            held = {name: int(value) for name, value in current.items() if name.startswith(HOUR_GUARD_PREFIX)}
-            if held == hour_guards and same_sums(totals, totals_from_item(current)):
-                return False
-        elif not hour_guards:
-            return False
-        self.rewrite(day, totals, hour_guards, int(current.get(REVISION, 0)) if current else 0)
-        return True
+            if _followed_of(current) == held and same_sums(totals, totals_from_item(current)):
+                return None
+        elif not held:
+            return None
+        revision = int(current.get(REVISION, 0)) if current else 0
+        self.rewrite(parent, totals, held, revision)
+        return revision + 1
+
+    def _with_followed(self, parent: PeriodKey) -> tuple[dict[str, Any] | None, dict[PeriodKey, dict[str, Any] | None]]:
+        """A following bucket's item and those of the buckets it follows, read consistently.
+
+        The parent is read first, in a request of its own: a follower's write that it shows (its revision)
+        came after that follower's own write, which the later read of the children then shows too; one that
+        it does not show moves its revision, and the rewrite conditioned on it fails.
+        """
+        current = self._get_many([parent])[parent]
+        if parent.granularity is Granularity.DAY:
+            return current, dict(self._get_many(hours_of(parent)))
+        condition = Key("pk").eq(f"AGG#{parent.brand_id}") & Key("sk").begins_with(
+            f"H#{parent.period}#{parent.kind.value}#"
+        )
+        items = query_items(self._table, KeyConditionExpression=condition, ConsistentRead=True)
+        return current, {bucket_key_from_item(item): item for item in items}
 
     def remove_guards(self, key: BucketKey, guards: Mapping[str, str]) -> int:
         """Remove guards that still hold the values read, in as many UpdateItems as the limits need.
@@ -516,6 +582,16 @@ class BucketStore:
         """Daily buckets of a brand whose UTC day ("YYYY-MM-DD") lies in [first_day, last_day]."""
         return self._query(brand_id, Granularity.DAY, first_day, last_day)
 
+    def query_brand_wide(
+        self, brand_id: str, granularity: Granularity, first: str, last: str
+    ) -> list[tuple[PeriodKey, BucketTotals]]:
+        """Brand-wide hourly or daily buckets of a brand whose period lies in [first, last]."""
+        prefix = _ROLLUP_SORT_KEY_PREFIX[granularity]
+        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
+        with items_as_sent():
+            items = list(query_items(self._table, KeyConditionExpression=condition))
+        return [(period_key_from_item(item), totals_from_item(item)) for item in items]
+
     def _query(
         self, brand_id: str, granularity: Granularity, first: str, last: str
     ) -> list[tuple[BucketKey, BucketTotals]]:
@@ -535,12 +611,11 @@ def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str]
 
 
 def _bucket_guards(item: Mapping[str, Any]) -> BucketGuards:
-    hours = {
-        f"{item.get('day', '')}T{name.removeprefix(HOUR_GUARD_PREFIX)}": int(value)
-        for name, value in item.items()
-        if name.startswith(HOUR_GUARD_PREFIX)
-    }
-    return BucketGuards(_guards_of(item), hours, int(item.get(REVISION, 0)))
+    return BucketGuards(_guards_of(item), _followed_of(item), int(item.get(REVISION, 0)))
+
+
+def _followed_of(item: Mapping[str, Any]) -> dict[str, int]:
+    return {name: int(value) for name, value in item.items() if name.startswith(_FOLLOW_GUARD_PREFIXES)}
 
 
 def _guards_of(item: Mapping[str, Any]) -> dict[str, str]:

@@ -1,18 +1,17 @@
-"""Brand-wide roll-ups: every channel's and priority's buckets of one wait kind, pre-merged per UTC day and month.
+"""Monthly roll-ups: a brand's brand-wide daily buckets of one wait kind, pre-merged per settled UTC month.
 
-An unfiltered summary (the common case) reads one roll-up per kind per day or month instead of one
-daily bucket per channel, priority and kind per day. Items, in the brand's partition "AGG#<brand>":
+A long unfiltered summary reads one item per kind per whole month instead of one per day. Items, in
+the brand's partition "AGG#<brand>":
 
-- "R#D#<YYYY-MM-DD>#<kind>": the sum of that day's daily buckets ("D#...") of every channel and priority;
-- "R#M#<YYYY-MM>#<kind>": the sum of that month's daily roll-ups;
-- "R#WATERMARK": how far roll-ups are announced and built (services.rolling_up).
+- "R#M#<YYYY-MM>#<kind>": the sum of that month's brand-wide daily buckets ("R#D#...", dal.aggregates);
+- "R#WATERMARK": how far monthly roll-ups are announced and built (services.rolling_up).
 
-A roll-up is only ever written whole, from what it sums read consistently: its totals packed into
+A monthly roll-up is only ever written whole, from its days read consistently: its totals packed into
 one string attribute (`t`: settled sums are never ADDed to, so they need not be one attribute per
-bin) and a digest of the revisions of what it was built from (`src`), so comparing digests says
+bin) and a digest of the revisions of the days it was built from (`src`), so comparing digests says
 whether it is current without comparing sums. Each write is conditioned on the roll-up's own
-revision (`rev`), and a builder reads the roll-up before its sources: of two builders racing, the
-one that read older sources loses its write and reads again.
+revision (`rev`), and a builder reads the roll-up before its days: of two builders racing, the one
+that read older days loses its write and reads again.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from replyclock.dal.aggregates import (
     REVISION,
     WATERMARK_SK,
     Watermark,
-    bucket_key_from_item,
+    period_key_from_item,
     totals_from_item,
     watermark_from_item,
 )
@@ -43,8 +42,8 @@ from replyclock.models.domain import WaitKind
 
 ROLLUP_ITEM_TYPE = "rollup"
 WATERMARK_ITEM_TYPE = "rollup_watermark"
-_SORT_KEY_PREFIX = {Granularity.DAY: "R#D", Granularity.MONTH: "R#M"}
-_GRANULARITY_OF_PREFIX = {prefix: granularity for granularity, prefix in _SORT_KEY_PREFIX.items()}
+MONTH_PREFIX = "R#M"
+DAY_PREFIX = "R#D"  # the brand-wide daily buckets a month sums (dal.aggregates)
 
 
 def pack(totals: BucketTotals) -> str:
@@ -103,14 +102,12 @@ def _unpack_histogram(packed: list[Any]) -> LatencyHistogram:
 
 
 def rollup_item_key(key: RollupKey) -> dict[str, str]:
-    return {"pk": f"AGG#{key.brand_id}", "sk": f"{_SORT_KEY_PREFIX[key.granularity]}#{key.period}#{key.kind.value}"}
+    return {"pk": f"AGG#{key.brand_id}", "sk": f"{MONTH_PREFIX}#{key.period}#{key.kind.value}"}
 
 
 def rollup_key_from_item(item: Mapping[str, Any]) -> RollupKey:
-    first, second, period, kind = str(item["sk"]).split("#", 3)
-    return RollupKey(
-        str(item["pk"]).removeprefix("AGG#"), period, WaitKind(kind), _GRANULARITY_OF_PREFIX[f"{first}#{second}"]
-    )
+    _, _, period, kind = str(item["sk"]).split("#", 3)
+    return RollupKey(str(item["pk"]).removeprefix("AGG#"), period, WaitKind(kind), Granularity.MONTH)
 
 
 def stored_rollup(
@@ -197,59 +194,40 @@ class RollupStore:
             raise ConditionFailed(f"the roll-up watermark of {item['pk']} moved")
 
     def first_day(self, brand_id: str) -> date | None:
-        """The brand's earliest day with a daily bucket, or None when it has none."""
-        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").begins_with("D#")
+        """The brand's earliest day with a brand-wide daily bucket, or None when it has none."""
+        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").begins_with(f"{DAY_PREFIX}#")
         try:
             page = self._table.query(KeyConditionExpression=condition, Limit=1, ProjectionExpression="sk")
         except ClientError as error:
             raise translate(error) from error
         items = page.get("Items", [])
-        return date.fromisoformat(str(items[0]["sk"])[2:12]) if items else None
-
-    def rebuild_days(self, brand_id: str, first: date, last: date) -> int:
-        """Make the daily roll-ups of first..last the sums of their days' daily buckets; the roll-ups written.
-
-        ConditionFailed when a roll-up was written meanwhile: call again.
-        """
-        held = self._held(brand_id, Granularity.DAY, first.isoformat(), last.isoformat())
-        built: dict[RollupKey, _Built] = defaultdict(lambda: _Built(BucketTotals(), {}))
-        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"D#{first}", f"D#{last}#~")
-        for item in query_items(self._table, KeyConditionExpression=condition, ConsistentRead=True):
-            bucket = bucket_key_from_item(item)
-            into = built[RollupKey(brand_id, bucket.period, bucket.kind, Granularity.DAY)]
-            into.totals.merge(totals_from_item(item))
-            into.sources[f"{bucket.channel}#{bucket.priority.value}"] = int(item.get(REVISION, 0))
-        return self._write_changed(held, built)
+        return date.fromisoformat(str(items[0]["sk"]).split("#")[2]) if items else None
 
     def rebuild_months(self, brand_id: str, first_month: str, last_month: str) -> int:
-        """Make the monthly roll-ups of first_month..last_month ("YYYY-MM") the sums of their daily roll-ups."""
-        held = self._held(brand_id, Granularity.MONTH, first_month, last_month)
+        """Make the monthly roll-ups of first_month..last_month ("YYYY-MM") the sums of their brand-wide days;
+        the roll-ups written. ConditionFailed when one was written meanwhile: call again."""
+        held = {
+            rollup_key_from_item(item): (str(item.get("src", "")), int(item.get(REVISION, 0)))
+            for item in self._query(MONTH_PREFIX, brand_id, first_month, last_month, consistent=True)
+        }
         built: dict[RollupKey, _Built] = defaultdict(lambda: _Built(BucketTotals(), {}))
-        for item in self._query(brand_id, Granularity.DAY, f"{first_month}-01", f"{last_month}-31", consistent=True):
-            day = rollup_key_from_item(item)
+        days = self._query(DAY_PREFIX, brand_id, f"{first_month}-01", f"{last_month}-31", consistent=True)
+        for item in days:
+            day = period_key_from_item(item)
             into = built[RollupKey(brand_id, day.period[:7], day.kind, Granularity.MONTH)]
-            into.totals.merge(unpack(str(item["t"])))
+            into.totals.merge(totals_from_item(item))
             into.sources[day.period[8:]] = int(item.get(REVISION, 0))
         return self._write_changed(held, built)
 
-    def read(
-        self, brand_id: str, granularity: Granularity, first: str, last: str
-    ) -> list[tuple[RollupKey, BucketTotals]]:
-        """The brand's roll-ups of one granularity whose period lies in [first, last]."""
+    def read(self, brand_id: str, first_month: str, last_month: str) -> list[tuple[RollupKey, BucketTotals]]:
+        """The brand's monthly roll-ups of first_month..last_month ("YYYY-MM")."""
         with items_as_sent():
-            items = list(self._query(brand_id, granularity, first, last, consistent=False))
+            items = list(self._query(MONTH_PREFIX, brand_id, first_month, last_month, consistent=False))
         return [(rollup_key_from_item(item), unpack(str(item["t"]))) for item in items]
 
-    def _held(self, brand_id: str, granularity: Granularity, first: str, last: str) -> dict[RollupKey, tuple[str, int]]:
-        return {
-            rollup_key_from_item(item): (str(item.get("src", "")), int(item.get(REVISION, 0)))
-            for item in self._query(brand_id, granularity, first, last, consistent=True)
-        }
-
     def _query(
-        self, brand_id: str, granularity: Granularity, first: str, last: str, *, consistent: bool
+        self, prefix: str, brand_id: str, first: str, last: str, *, consistent: bool
     ) -> Iterable[dict[str, Any]]:
-        prefix = _SORT_KEY_PREFIX[granularity]
         condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
         return query_items(self._table, KeyConditionExpression=condition, ConsistentRead=consistent)
 

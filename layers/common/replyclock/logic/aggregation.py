@@ -77,16 +77,25 @@ class BucketKey:
 
 @dataclass(frozen=True, order=True)
 class RollupKey:
-    """A brand-wide roll-up: the sum of every channel's and priority's buckets of one kind over a UTC day or month."""
+    """A brand-wide roll-up: the sum of every channel's and priority's buckets of one kind over a UTC hour, day
+    or month."""
 
     brand_id: str
-    period: str  # "YYYY-MM-DD" or "YYYY-MM"
+    period: str  # "YYYY-MM-DDTHH", "YYYY-MM-DD" or "YYYY-MM"
     kind: WaitKind
     granularity: Granularity
+
+    @classmethod
+    def of(cls, bucket: BucketKey) -> RollupKey:
+        """The brand-wide roll-up a bucket of one channel and priority adds to."""
+        return cls(bucket.brand_id, bucket.period, bucket.kind, bucket.granularity)
 
     @property
     def starts_at(self) -> datetime:
         return self.granularity.start_of(self.period)
+
+    def day(self) -> RollupKey:
+        return replace(self, period=self.period[:10], granularity=Granularity.DAY)
 
 
 # What metrics fold: a bucket of one channel and priority, or a brand-wide roll-up.

@@ -109,8 +109,8 @@ def aligned(window: TimeWindow, step: timedelta = HOUR) -> TimeWindow:
 class ReadPiece:
     """A part of a window and the items that cover it: hourly, daily or monthly, per channel and priority or brand-wide.
 
-    Brand-wide roll-ups (days and months) hold every channel and priority together, so only a request that
-    filters on neither may read them.
+    Brand-wide buckets and roll-ups hold every channel and priority together, so only a request that filters
+    on neither may read them; months are brand-wide only.
     """
 
     window: TimeWindow
@@ -127,15 +127,20 @@ class ReadPiece:
 
 
 def read_plan(
-    window: TimeWindow, *, daily: bool, rolled_through: date | None = None, months: bool = True
+    window: TimeWindow,
+    *,
+    daily: bool,
+    brand_wide: bool = False,
+    rolled_through: date | None = None,
+    months: bool = True,
 ) -> list[ReadPiece]:
     """The pieces in which to read an hour-aligned window's buckets.
 
     With `daily`, its whole UTC days are read from daily buckets and the partial days at its edges (under a
-    day each) from hourly ones; without, everything from hourly buckets. With `rolled_through` (the last day
-    the brand's roll-ups are built for; an unfiltered request only), the whole days up to it are read from
-    brand-wide roll-ups instead: whole UTC months from monthly ones (with `months`), the other days from daily
-    ones. Hourly pieces come first.
+    day each) from hourly ones; without, everything from hourly buckets. Hourly pieces come first. With
+    `brand_wide` (a request that filters on no channel or priority), every piece is read from brand-wide
+    buckets, and with `months` the whole UTC months up to `rolled_through` (the last day the brand's
+    monthly roll-ups reach) from monthly roll-ups.
     """
     if window.is_empty:
         return []
@@ -145,24 +150,30 @@ def read_plan(
     else:
         edges = (TimeWindow(window.start, days.start), TimeWindow(days.end, window.end))
         hourly = [edge for edge in edges if not edge.is_empty]
-    pieces = [ReadPiece(stretch, Granularity.HOUR) for stretch in hourly]
+    pieces = [ReadPiece(stretch, Granularity.HOUR, brand_wide) for stretch in hourly]
     if days is None:
         return pieces
+    if not brand_wide:
+        return [*pieces, ReadPiece(days, Granularity.DAY)]
     rolled_end = days.start
-    if rolled_through is not None:
+    if rolled_through is not None and months:
         after_rolled = datetime.combine(rolled_through, datetime.min.time(), tzinfo=UTC) + DAY
         rolled_end = max(days.start, min(days.end, after_rolled))
     if rolled_end > days.start:
-        pieces += _rolled_pieces(TimeWindow(days.start, rolled_end), months)
+        pieces += _rolled_pieces(TimeWindow(days.start, rolled_end))
     if rolled_end < days.end:
-        pieces.append(ReadPiece(TimeWindow(rolled_end, days.end), Granularity.DAY))
+        rest = TimeWindow(rolled_end, days.end)
+        if pieces and pieces[-1].granularity is Granularity.DAY and pieces[-1].window.end == rolled_end:
+            # Days the roll-ups reach and days after them are the same kind of item: one Query.
+            rest = TimeWindow(pieces.pop().window.start, days.end)
+        pieces.append(ReadPiece(rest, Granularity.DAY, brand_wide=True))
     return pieces
 
 
-def _rolled_pieces(days: TimeWindow, months: bool) -> list[ReadPiece]:
-    """Brand-wide pieces of whole days: the whole months inside from monthly roll-ups, the rest from daily ones."""
+def _rolled_pieces(days: TimeWindow) -> list[ReadPiece]:
+    """Brand-wide pieces of whole days: the whole months inside from monthly roll-ups, the rest from daily buckets."""
     first_month, after_months = _month_ceil(days.start), _month_floor(days.end)
-    if not months or first_month >= after_months:
+    if first_month >= after_months:
         return [ReadPiece(days, Granularity.DAY, brand_wide=True)]
     stretches = [
         (TimeWindow(days.start, first_month), Granularity.DAY),
@@ -181,6 +192,11 @@ def _month_ceil(moment: datetime) -> datetime:
     if floor == moment:
         return floor
     return (floor + timedelta(days=32)).replace(day=1)
+
+
+def has_whole_days(window: TimeWindow, *, daily: bool) -> bool:
+    """Whether read_plan reads any whole UTC day of the window (only those can come from monthly roll-ups)."""
+    return daily and not window.is_empty and _whole_days(window) is not None
 
 
 def _whole_days(window: TimeWindow) -> TimeWindow | None:

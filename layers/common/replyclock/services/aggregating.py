@@ -1,19 +1,21 @@
-"""aggregate: add the exact delta of each conversation-state change to its hourly and daily buckets, once.
+"""aggregate: add the exact delta of each conversation-state change to its buckets, once.
 
-Days that brand-wide roll-ups already reach (old days a late answer or breach changes) have their
+Hourly buckets (one channel and priority) are written with per-state guards (one UpdateItem per
+touched bucket per batch). The other buckets follow them: what a batch added to an hour is added to
+its day in one UpdateItem per touched day, conditioned on the day holding exactly the hour revisions
+it had before; when it does not (a write it missed, a write applied meanwhile), the day is rebuilt
+from its 24 hours. A daily bucket so keeps at most 24 small guards, however many conversations its
+day had, and stays the sum of its hours. Brand-wide hours follow their channels' and priorities'
+hours, and brand-wide days their brand-wide hours, the same way.
+
+Months that the sweeper already rolled up (old days a late answer or breach changes) have their
 roll-ups rebuilt after (services.rolling_up).
-
-Hourly buckets are written with per-state guards (one UpdateItem per touched bucket per batch). Daily
-buckets follow their hours: what a batch added to an hour is added to the day in one UpdateItem per
-touched day, conditioned on the day holding exactly the hour revisions it had before; when it does not
-(a write it missed, a write applied meanwhile), the day is rebuilt from its 24 hours. A daily bucket so
-keeps at most 24 small guards, however many conversations its day had, and stays the sum of its hours.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
@@ -28,6 +30,7 @@ from replyclock.dal.aggregates import (
     HourAdded,
     WriteTooLarge,
     expired_guards,
+    follow_guard_name,
     guard_name,
     guard_value,
     guard_version,
@@ -35,7 +38,7 @@ from replyclock.dal.aggregates import (
 )
 from replyclock.dal.rollups import RollupStore
 from replyclock.dal.table import ConditionFailed, StoreError
-from replyclock.logic.aggregation import BucketKey, BucketTotals, state_delta
+from replyclock.logic.aggregation import BucketKey, BucketTotals, PeriodKey, RollupKey, state_delta
 from replyclock.models.domain import ConversationState
 from replyclock.models.records import StateChangeRecord
 from replyclock.observability import logger
@@ -62,7 +65,7 @@ class StateChange:
 @dataclass
 class AggregateOutcome:
     buckets_written: int = 0
-    days_rebuilt: int = 0
+    days_rebuilt: int = 0  # buckets that follow others (days, brand-wide hours) rebuilt rather than added to
     rollups_written: int = 0
     failed_sequence_numbers: set[str] = field(default_factory=set)
 
@@ -70,9 +73,12 @@ class AggregateOutcome:
 def apply_state_changes(
     store: BucketStore, rollups: RollupStore, changes: Sequence[StateChange], now: datetime
 ) -> AggregateOutcome:
-    """Sum the changes per hourly bucket and write each once, then each touched day and its roll-ups; report failures.
+    """Sum the changes per hourly bucket and write each once, then the buckets that follow them; report failures.
 
-    The roll-up watermarks are read with the guards, before writing (services.rolling_up says why that is enough).
+    Followers, in order: each channel and priority's day follows its hours; the brand-wide hour follows its
+    channels' and priorities' hours; the brand-wide day follows the brand-wide hours. Monthly roll-ups of
+    days the sweeper already rolled up are rebuilt last; their watermark is read with the guards, before
+    writing (services.rolling_up says why that is enough).
     """
     contributions: dict[BucketKey, list[StateChange]] = defaultdict(list)
     for change in changes:
@@ -81,12 +87,11 @@ def apply_state_changes(
     outcome = AggregateOutcome()
     if not contributions:
         return outcome
-    days: dict[BucketKey, list[BucketKey]] = defaultdict(list)
-    for key in contributions:
-        days[key.day()].append(key)
-    read, watermarks = store.read_guards_and_watermarks([*contributions, *days])
-    added: dict[BucketKey, HourAdded] = {}
-    followed_days: dict[str, set[date]] = defaultdict(set)
+    days = _grouped(contributions, lambda hour: hour.day())
+    brand_hours = _grouped(contributions, RollupKey.of)
+    brand_days = _grouped(brand_hours, lambda hour: hour.day())
+    read, watermarks = store.read_guards_and_watermarks([*contributions, *days, *brand_hours, *brand_days])
+    added: dict[PeriodKey, HourAdded] = {}
     for key in sorted(contributions):
         try:
             added[key], writes = _apply_hour(store, key, contributions[key], read[key], now)
@@ -94,40 +99,64 @@ def apply_state_changes(
             outcome.failed_sequence_numbers.update(change.sequence_number for change in contributions[key])
             continue
         outcome.buckets_written += writes
-    for day, hours in sorted(days.items()):
-        followed = [added.get(hour) or _unchanged(hour, read[hour]) for hour in hours]
+    # The hourly buckets beneath each follower: their records fail with it.
+    under: dict[PeriodKey, list[BucketKey]] = {}
+    for combination_day, hours in days.items():
+        under[combination_day] = hours
+    for brand_hour, hours in brand_hours.items():
+        under[brand_hour] = hours
+    for brand_day, of_day in brand_days.items():
+        under[brand_day] = [hour for brand_hour in of_day for hour in brand_hours[brand_hour]]
+    followers: list[tuple[PeriodKey, Sequence[PeriodKey]]] = [
+        *sorted(days.items()),
+        *sorted(brand_hours.items()),
+        *sorted(brand_days.items()),
+    ]
+    for parent, children in followers:
+        followed = [added.get(child) or _unchanged(child, read[child]) for child in children]
         try:
-            done = _follow_hours(store, day, followed, read[day].hours)
+            done, added[parent] = _follow(store, parent, followed, read[parent])
         except StoreError:
             outcome.failed_sequence_numbers.update(
-                change.sequence_number for hour in hours for change in contributions[hour]
+                change.sequence_number for hour in under[parent] for change in contributions[hour]
             )
             continue
-        outcome.buckets_written += done is not DayWrite.NONE
-        outcome.days_rebuilt += done is DayWrite.REBUILT
-        followed_days[day.brand_id].add(date.fromisoformat(day.period))
-    for brand_id, brand_days in sorted(followed_days.items()):
+        outcome.buckets_written += done is not FollowWrite.NONE
+        outcome.days_rebuilt += done is FollowWrite.REBUILT
+    changed_days: dict[str, set[date]] = defaultdict(set)
+    for brand_day in brand_days:
+        changed_days[brand_day.brand_id].add(date.fromisoformat(brand_day.period))
+    for brand_id, brand_changed in sorted(changed_days.items()):
         try:
-            outcome.rollups_written += refresh(rollups, brand_id, brand_days, watermarks[brand_id])
+            outcome.rollups_written += refresh(rollups, brand_id, brand_changed, watermarks[brand_id])
         except StoreError:
             outcome.failed_sequence_numbers.update(
                 change.sequence_number
-                for day, hours in days.items()
-                if day.brand_id == brand_id
-                for hour in hours
+                for brand_day in brand_days
+                if brand_day.brand_id == brand_id
+                for hour in under[brand_day]
                 for change in contributions[hour]
             )
     return outcome
 
 
-class DayWrite(Enum):
+def _grouped[Child: (BucketKey, RollupKey), Parent: (BucketKey, RollupKey)](
+    children: Iterable[Child], parent_of: Callable[[Child], Parent]
+) -> dict[Parent, list[Child]]:
+    groups: dict[Parent, list[Child]] = defaultdict(list)
+    for child in children:
+        groups[parent_of(child)].append(child)
+    return groups
+
+
+class FollowWrite(Enum):
     NONE = "none"
     ADDED = "added"
     REBUILT = "rebuilt"
 
 
-def _unchanged(hour: BucketKey, guards: BucketGuards) -> HourAdded:
-    return HourAdded(hour, BucketTotals(), guards.revision, guards.revision)
+def _unchanged(key: PeriodKey, guards: BucketGuards) -> HourAdded:
+    return HourAdded(key, BucketTotals(), guards.revision, guards.revision)
 
 
 def _apply_hour(
@@ -163,42 +192,60 @@ def _apply_hour(
     raise AssertionError("unreachable")
 
 
-def _follow_hours(store: BucketStore, day: BucketKey, hours: list[HourAdded], held: dict[str, int]) -> DayWrite:
-    """Bring a daily bucket up to these hours: add what they added, or rebuild it from its hours."""
+def _follow(
+    store: BucketStore, parent: PeriodKey, children: list[HourAdded], guards: BucketGuards
+) -> tuple[FollowWrite, HourAdded]:
+    """Bring a following bucket up to these children: add what they added, or rebuild it from them.
+
+    Returns what was done and what the parent gained, for the bucket that follows it in turn.
+    """
+    held, revision = guards.followed, guards.revision
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if attempt > 1:
-            held = store.read_guards([day])[day].hours
-        pending = _to_add(hours, held)
+            fresh = store.read_guards([parent])[parent]
+            held, revision = fresh.followed, fresh.revision
+        pending = _to_add(parent, children, held)
         try:
             if pending is None:
-                return DayWrite.REBUILT if store.rebuild_day(day) else DayWrite.NONE
+                return _rebuilt(store, parent, revision)
             if not pending:
-                return DayWrite.NONE
+                return FollowWrite.NONE, HourAdded(parent, BucketTotals(), revision, revision)
             try:
-                store.add_to_day(day, pending)
+                after = store.follow(parent, pending)
             except WriteTooLarge:
-                return DayWrite.REBUILT if store.rebuild_day(day) else DayWrite.NONE
-            return DayWrite.ADDED
+                return _rebuilt(store, parent, revision)
+            totals = BucketTotals()
+            for child in pending:
+                totals.merge(child.totals)
+            return FollowWrite.ADDED, HourAdded(parent, totals, after - 1, after)
         except ConditionFailed:
-            # The day was written meanwhile (another batch's hours): look again.
+            # The parent was written meanwhile (another batch's children): look again.
             if attempt == MAX_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-def _to_add(hours: list[HourAdded], held: dict[str, int]) -> list[HourAdded] | None:
-    """The hours whose additions the day still needs; None when the day must be rebuilt from its hours.
+def _rebuilt(store: BucketStore, parent: PeriodKey, revision: int) -> tuple[FollowWrite, HourAdded]:
+    after = store.rebuild(parent)
+    if after is None:
+        return FollowWrite.NONE, HourAdded(parent, BucketTotals(), revision, revision)
+    # What the parent now holds is not one known addition: whatever follows it rebuilds too.
+    return FollowWrite.REBUILT, HourAdded(parent, BucketTotals(), -1, after)
 
-    `held` is the revision of each hour the day holds.
+
+def _to_add(parent: PeriodKey, children: list[HourAdded], held: dict[str, int]) -> list[HourAdded] | None:
+    """The children whose additions the parent still needs; None when the parent must be rebuilt from them.
+
+    `held` is the revision of each child the parent holds, by guard name.
     """
     pending = []
-    for hour in hours:
-        holds = held.get(hour.key.period, 0)
-        if holds >= hour.revision_after:
-            continue  # nothing new here, or the day is already past it
-        if hour.revision_before < 0 or holds != hour.revision_before:
+    for child in children:
+        holds = held.get(follow_guard_name(parent, child.key), 0)
+        if holds >= child.revision_after:
+            continue  # nothing new here, or the parent is already past it
+        if child.revision_before < 0 or holds != child.revision_before:
             return None
-        pending.append(hour)
+        pending.append(child)
     return pending
 
 

@@ -8,7 +8,8 @@ A rewrite stays exactly-once with the aggregate step running: it moves the guard
 counted (or that the bucket had counted) to the version it read, so a record still in flight for an
 older version is skipped and a newer one adds on top; and it is conditioned on the bucket's revision,
 so a delta applied between the read and the rewrite makes it read and recompute again. Each daily
-bucket is then rebuilt from its hours (BucketStore.rebuild_day), and the brand-wide roll-ups of those days
+bucket is then rebuilt from its hours, each brand-wide hour from its channels and priorities, each
+brand-wide day from its brand-wide hours (BucketStore.rebuild), and the monthly roll-ups of those days
 where roll-ups reach them (services.rolling_up.refresh).
 """
 
@@ -30,7 +31,7 @@ from replyclock.dal.aggregates import (
 from replyclock.dal.conversations import ConversationStore, state_key
 from replyclock.dal.rollups import RollupStore
 from replyclock.dal.table import ConditionFailed
-from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, totals_by_bucket
+from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, PeriodKey, RollupKey, totals_by_bucket
 from replyclock.models.domain import ConversationState
 from replyclock.observability import logger
 from replyclock.services.rolling_up import refresh
@@ -124,8 +125,16 @@ def reconcile_days(
             for rewrite in changed:
                 buckets.rewrite(rewrite.key, rewrite.totals, rewrite.guards, rewrite.read_revision)
                 outcome.buckets_rewritten += 1
-            for day in sorted({key.day() for key in stored} | {rewrite.key.day() for rewrite in changed}):
-                outcome.days_rebuilt += buckets.rebuild_day(day)
+            hours = {key for key in stored if key.granularity is Granularity.HOUR} | {r.key for r in changed}
+            brand_hours = {RollupKey.of(hour) for hour in hours}
+            followers: list[list[PeriodKey]] = [
+                sorted({key.day() for key in stored} | {hour.day() for hour in hours}),
+                sorted(brand_hours),
+                sorted({hour.day() for hour in brand_hours}),
+            ]
+            for level in followers:
+                for follower in level:
+                    outcome.days_rebuilt += buckets.rebuild(follower) is not None
             # Read after the writes: roll-ups announced since are built from what was just written.
             reconciled = [first_day + timedelta(days=n) for n in range(len(days))]
             outcome.rollups_written += refresh(rollups, brand_id, reconciled, rollups.watermark(brand_id))

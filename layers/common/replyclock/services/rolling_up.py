@@ -1,18 +1,18 @@
-"""Roll up: build each brand's brand-wide daily and monthly roll-ups of settled days, and keep them current.
+"""Roll up: build each brand's monthly roll-ups of settled months, and keep them current.
 
-The API reads roll-ups only for days up to the brand's `built` watermark, so those roll-ups must
-always equal the daily buckets they sum, even when a late answer or breach changes a daily bucket
-of an old day. Two writers keep them so:
+The API reads a monthly roll-up instead of a month's brand-wide days only for months that end on or
+before the brand's `built` watermark, so those roll-ups must always equal the days they sum, even when
+a late answer or breach changes a day of an old month. Two writers keep them so:
 
-- the sweeper (roll_up) builds them, a range of settled days at a time;
-- the aggregate step and reconcile (refresh) rebuild the roll-ups of any day they change that roll-ups
-  already reach.
+- the sweeper (roll_up) builds them, month by month, as days settle;
+- the aggregate step and reconcile (refresh) rebuild the months of any day they change that the
+  watermark already reaches.
 
 The race between them is closed by announcing before building. The aggregate step learns the
-watermark with its guards, before it writes; the sweeper first announces a range (`announced`), and
-builds it only ANNOUNCE_LEAD later, longer than any aggregate invocation lives. So a daily write by
-an invocation that read the watermark before the announcement has landed before the build reads the
-daily buckets, and one that read it after refreshes the roll-ups itself, after its write.
+watermark with its guards, before it writes; the sweeper first announces a range of days
+(`announced`), and builds its months only ANNOUNCE_LEAD later, longer than any aggregate invocation
+lives. So a write by an invocation that read the watermark before the announcement has landed
+before the build reads the days, and one that read it after rebuilds the month itself, after its write.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from replyclock.observability import logger
 SETTLE_AGE = timedelta(days=3)
 # Longer than any aggregate invocation can run (Lambda's 15-minute maximum), with a margin.
 ANNOUNCE_LEAD = timedelta(minutes=20)
-# A run announces at most this many days, so a brand's first roll-up of a long history is built in steps.
+# One announcement reaches at most this many days, so a brand's long history is rolled up in steps.
 MAX_DAYS_PER_ANNOUNCEMENT = 366
 MAX_ATTEMPTS = 5
 
@@ -62,7 +62,7 @@ def _roll_up_brand(
     store: RollupStore, brand_id: str, now: datetime, out_of_time: Callable[[], bool], outcome: RollupOutcome
 ) -> None:
     mark = store.watermark(brand_id)
-    if mark.announced is not None and (mark.built is None or mark.built < mark.announced):
+    if mark.announced is not None and mark.built != mark.announced:
         if mark.announced_at is None or now - mark.announced_at < ANNOUNCE_LEAD:
             return
         mark = _build_announced(store, brand_id, mark, out_of_time, outcome)
@@ -80,40 +80,43 @@ def _roll_up_brand(
 def _build_announced(
     store: RollupStore, brand_id: str, mark: Watermark, out_of_time: Callable[[], bool], outcome: RollupOutcome
 ) -> Watermark:
-    """Build the announced days a month at a time, recording each month as built; the watermark after."""
-    assert mark.announced is not None
-    first = mark.built + timedelta(days=1) if mark.built else store.first_day(brand_id) or mark.announced
-    for month in months_between(first, mark.announced):
-        if out_of_time():
+    """Build the whole months of the announced days one at a time, recording each as built; the watermark after.
+
+    The watermark then reaches the last announced day, so a month it ends inside is built by the next
+    announcement, which reaches its end.
+    """
+    announced = mark.announced
+    assert announced is not None
+    first = mark.built + timedelta(days=1) if mark.built else store.first_day(brand_id) or announced
+    for month in months_between(first, announced):
+        if month_end(month) > announced:
             break
-        last = min(month_end(month), mark.announced)
-        outcome.rollups_written += _rebuild(store, brand_id, max(first, date.fromisoformat(f"{month}-01")), last)
-        store.mark_built(brand_id, mark, last)
-        mark = Watermark(mark.announced, mark.announced_at, last)
-        outcome.built[brand_id] = last.isoformat()
+        if out_of_time():
+            return mark
+        outcome.rollups_written += store.rebuild_months(brand_id, month, month)
+        mark = _mark_built(store, brand_id, mark, month_end(month), outcome)
+    if mark.built != announced:
+        mark = _mark_built(store, brand_id, mark, announced, outcome)
     return mark
 
 
+def _mark_built(store: RollupStore, brand_id: str, mark: Watermark, through: date, outcome: RollupOutcome) -> Watermark:
+    store.mark_built(brand_id, mark, through)
+    outcome.built[brand_id] = through.isoformat()
+    return Watermark(mark.announced, mark.announced_at, through)
+
+
 def refresh(store: RollupStore, brand_id: str, days: Iterable[date], watermark: Watermark) -> int:
-    """Bring the roll-ups of these changed days (and their months) up to date, where roll-ups reach them."""
+    """Rebuild the monthly roll-ups of these changed days where the watermark reaches their whole month."""
     if watermark.announced is None:
         return 0
     announced = watermark.announced
-    covered = sorted({day for day in days if day <= announced})
+    months = sorted({f"{day:%Y-%m}" for day in days if month_end(f"{day:%Y-%m}") <= announced})
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return sum(_rebuild(store, brand_id, day, day, announced) for day in covered)
+            return sum(store.rebuild_months(brand_id, month, month) for month in months)
         except ConditionFailed:
             # A roll-up was rebuilt meanwhile (the sweeper, another batch): read again.
             if attempt == MAX_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
-
-
-def _rebuild(store: RollupStore, brand_id: str, first: date, last: date, announced: date | None = None) -> int:
-    """Rebuild the daily roll-ups of first..last, then the monthly ones of their months that roll-ups cover whole."""
-    written = store.rebuild_days(brand_id, first, last)
-    whole = [month for month in months_between(first, last) if month_end(month) <= (announced or last)]
-    if whole:
-        written += store.rebuild_months(brand_id, whole[0], whole[-1])
-    return written
