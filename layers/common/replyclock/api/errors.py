@@ -177,7 +177,7 @@ def route_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
     """
     descriptions = {
         400: "Malformed parameter (or a body that is not JSON).",
-        404: "Unknown brand, conversation or route.",
+        404: "Unknown brand, conversation, source or route.",
         409: "The resource changed concurrently; retry.",
         413: f"Body larger than {MAX_BODY_BYTES} bytes.",
         415: "Body is not application/json.",
