@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from replyclock.models.sources import Source
 
 SOURCE_ID = "local-replay"
+# The function whose schedule moves unanswered waits to at-risk and breached.
+SWEEPER = "SweepFunction"
 DEFAULT_SLA_SECONDS = 3600
 # The API refuses windows longer than this (the MaxWindowDays parameter's MaxValue).
 LONGEST_WINDOW_DAYS = 3660
@@ -47,6 +49,8 @@ class Export:
     format: str
     posts: list[Post]
     rejected: int
+    # The first few rejected lines' reasons, to show on the console.
+    reasons: tuple[str, ...] = ()
 
     @property
     def brand_ids(self) -> list[str]:
@@ -75,12 +79,29 @@ def export_format(path: Path, given: str | None) -> str:
     raise SystemExit(f"cannot tell the format of {path}: pass --format twcs or --format jsonl")
 
 
+# How many rejected lines' reasons the console shows after a replay.
+SHOWN_REASONS = 3
+
+
+def check_export_file(path: Path) -> None:
+    """A one-line error (SystemExit) unless `path` is a readable file."""
+    if path.is_dir():
+        raise SystemExit(f"{path} is a directory, not an export file")
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise SystemExit(f"cannot read {path}: {error.strerror or error}") from None
+
+
 def read_export(path: Path, given_format: str | None) -> Export:
+    from replyclock.connectors.base import Rejected
     from replyclock.connectors.replay import MalformedExport, jsonl_entries, twcs_entries
     from replyclock.models.domain import Post
 
-    if not path.is_file():
-        raise SystemExit(f"no such file: {path}")
+    check_export_file(path)
     kind = export_format(path, given_format)
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -89,10 +110,27 @@ def read_export(path: Path, given_format: str | None) -> Export:
         raise SystemExit(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except MalformedExport as error:
         raise SystemExit(f"{path} is not a {kind} export: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"cannot read {path}: {error.strerror or error}") from None
     posts = [entry for entry in entries if isinstance(entry, Post)]
     if not posts:
         raise SystemExit(f"{path} holds no post the {kind} reader accepts")
-    return Export(path.resolve(), kind, posts, len(entries) - len(posts))
+    reasons = tuple(
+        rejected_reason(entry.item_id, entry.field, entry.reason) for entry in entries if isinstance(entry, Rejected)
+    )[:SHOWN_REASONS]
+    return Export(path.resolve(), kind, posts, len(entries) - len(posts), reasons)
+
+
+def rejected_reason(where: object, field: str, reason: str) -> str:
+    return f"{where or '?'}: {field}: {' '.join(reason.split())[:160]}"
+
+
+def rejected_report(count: int, reasons: Iterable[str]) -> str | None:
+    """One console line for the rejected lines of an export, with the first reasons; None when there were none."""
+    if not count:
+        return None
+    shown = "; ".join(reasons)
+    return f"{count} line(s) rejected" + (f", first: {shown}" if shown else "")
 
 
 def backtest_brands(brand_ids: list[str], sla_seconds: int) -> list[Brand]:
@@ -268,12 +306,20 @@ def command_run(args: argparse.Namespace) -> int:
         if not args.replay:
             export = read_export(dataset.write_jsonl(stack.log_dir / "demo.jsonl"), "jsonl")
         configure(stack, brands, [replay_source(export)])
-        stack.start_schedules()
+        # The sweeper judges open waits by the wall clock, and a replay is history: swept while the replay is
+        # being measured, every wait whose answer is still in the stream would look overdue and alert. So the
+        # sweeps start once the replay is measured, and judge only the waits the data leaves unanswered.
+        held = {SWEEPER}
+        stack.start_schedules(stack.scheduled_functions() - held)
         _print_banner(console, stack, export, brands)
         replay_with_progress(
             stack, console, len(export.posts), label, lambda: _first_scheduled_ingest(stack), args.timeout
         )
+        stack.start_schedules(held)
         console.print(f"Replayed {len(export.posts)} posts in {time.monotonic() - started:.1f} s. Per brand:")
+        report = rejected_report(export.rejected, export.reasons)
+        if report:
+            console.print(report)
         print_summary_table(console, summaries(stack, [brand.id for brand in brands], window))
         console.print(
             "Sweeps keep running: at-risk and breach alerts print below as they happen. Ctrl-C stops everything."
@@ -344,8 +390,7 @@ def command_replay(args: argparse.Namespace) -> int:
     console = Console(sys.stderr)
     started = time.monotonic()
     path = Path(args.file)
-    if not path.is_file():
-        raise SystemExit(f"no such file: {path}")
+    check_export_file(path)
     kind = export_format(path, args.format)
     try:
         outcome = backtest_export(path, kind, args.sla_seconds, workers=args.workers)
@@ -353,11 +398,16 @@ def command_replay(args: argparse.Namespace) -> int:
         raise SystemExit(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except NotAnExport as error:
         raise SystemExit(f"{path} is not a {kind} export: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"cannot read {path}: {error.strerror or error}") from None
     result = outcome.result
     console.print(
         f"{outcome.facts.posts} posts ({outcome.facts.rejected} rejected), {len(result.summaries)} brands,"
         f" {time.monotonic() - started:.1f} s"
     )
+    report = rejected_report(outcome.facts.rejected, outcome.facts.reasons)
+    if report:
+        console.print(report)
     summaries = {brand_id: summary.model_dump(mode="json") for brand_id, summary in result.summaries.items()}
     if args.json:
         for brand_id, summary in summaries.items():

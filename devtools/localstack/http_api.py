@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -241,6 +242,19 @@ def _error_response(status: HTTPStatus) -> HttpResponse:
 AccessLog = Callable[[str, str, int, float], None]
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A client that hangs up before its answer is written (curl's Ctrl-C, a browser's cancelled tab) is no error:
+    it gets no 25-line BrokenPipeError traceback. Every other error is still printed."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class LocalHttpApi:
     """A threading HTTP server on 127.0.0.1 that invokes the route's function for each request."""
 
@@ -274,7 +288,7 @@ class LocalHttpApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = QuietHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +117,18 @@ class LocalStack:
         self.http.start()
         self._start_inbox()
 
-    def start_schedules(self) -> None:
-        """Run the template's schedules (the ingest tick polls every due source configured in the table)."""
+    def start_schedules(self, functions: Collection[str] | None = None) -> None:
+        """Run the template's schedules (the ingest tick polls every due source configured in the table).
+
+        `functions`: only the schedules of these functions (the others can be started by a later call).
+        """
         assert self.functions is not None
-        self.scheduler.start(template_schedules(self.stack, self.functions.specs))
+        schedules = template_schedules(self.stack, self.functions.specs)
+        self.scheduler.start([s for s in schedules if functions is None or s.function in functions])
+
+    def scheduled_functions(self) -> set[str]:
+        assert self.functions is not None
+        return {schedule.function for schedule in template_schedules(self.stack, self.functions.specs)}
 
     def stop(self) -> None:
         if self._stopped:

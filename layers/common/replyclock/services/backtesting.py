@@ -83,6 +83,10 @@ class NotAnExport(ValueError):
     """The file as a whole is not an export of the format asked for."""
 
 
+# How many rejected lines' reasons an export's facts keep.
+MAX_REASONS = 3
+
+
 @dataclass
 class ExportFacts:
     """What the first pass learns: each post's conversation root, the brands, the span, what was rejected."""
@@ -92,8 +96,15 @@ class ExportFacts:
     deleted: set[str] = field(default_factory=set)
     posts: int = 0
     rejected: int = 0
+    # The first rejected lines' reasons ("line 12: created_at: ..."), for the console.
+    reasons: list[str] = field(default_factory=list)
     first: datetime | None = None
     last: datetime | None = None
+
+    def reject(self, where: str, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < MAX_REASONS:
+            self.reasons.append(f"{where}: {' '.join(reason.split())[:160]}")
 
     def saw(self, post_time: datetime) -> None:
         self.posts += 1
@@ -196,7 +207,7 @@ def _first_pass(path: Path, kind: str) -> ExportFacts:
     if kind == "twcs":
         for row in _twcs_rows(path):
             if isinstance(row, twcs.RejectedRow):
-                facts.rejected += 1
+                facts.reject(f"line {row.line}", f"{row.field}: {row.reason}")
                 continue
             parents[row.tweet_id] = row.in_response_to_tweet_id
             facts.saw(row.created_at)
@@ -211,7 +222,7 @@ def _first_pass(path: Path, kind: str) -> ExportFacts:
                     facts.deleted.add(target["id"])
                 continue
             if post is None or value is None:
-                facts.rejected += 1
+                facts.reject("a line", "not a post (not a JSON object, or a field fails validation)")
                 continue
             parents[post.id] = post.in_reply_to
             if value.get("conversation_id"):
