@@ -52,7 +52,16 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 ACME = {"name": "Acme", "handles": {"x": ["acmehelp"]}}
 # What generated requests are steered to: the seeded brand, one of its conversations, and that one's answer
 # (which DELETE removes once, reopening the wait; the conversation keeps its mention).
-SEEDED = {"brand": "acme", "brand_id": "acme", "channel": "x", "conversation_id": "101", "post_id": "102"}
+SEEDED = {
+    "brand": "acme",
+    "brand_id": "acme",
+    "channel": "x",
+    "conversation_id": "101",
+    "post_id": "102",
+    "source_id": "export",
+}
+# A source body that passes validation (a replay needs no credentials), offered beside the generated ones.
+VALID_SOURCE = {"kind": "replay", "replay_uri": "s3://exports/acme.jsonl", "poll_every_seconds": 3600}
 
 
 EXPORT = [
@@ -121,6 +130,15 @@ def steer_query(context: schemathesis.HookContext, query: dict[str, Any]) -> st.
 @schema.hook("flatmap_path_parameters")
 def steer_path(context: schemathesis.HookContext, parameters: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     return steered(parameters)
+
+
+@schema.hook("flatmap_body")
+def steer_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
+    """PUT /sources/{id}: the generated body, or one that validates (the others mostly fail on kind)."""
+    operation = context.operation
+    if operation is not None and operation.path == "/sources/{source_id}" and isinstance(body, dict):
+        return st.sampled_from([body, VALID_SOURCE])
+    return st.just(body)
 
 
 @pytest.fixture(scope="module")
