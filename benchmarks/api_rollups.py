@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     from replyclock.settings import get_settings
 
     table.get_resource.cache_clear()
+
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     get_settings.cache_clear()
     planned = metrics.read_plan
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         check_item_shape(daily[0], "day")
         items = daily + hourly
         pages = BucketPages(items)
-        table.get_resource().meta.client.meta.events.register_first("before-send.dynamodb.Query", pages)
+        table.get_client().meta.events.register_first("before-send.dynamodb.Query", pages)
         mentions = sum(item["n_waits"] for item in hourly if "#first#" in item["sk"])
         assert mentions == sum(item["n_waits"] for item in daily if "#first#" in item["sk"])
         for name, found in (("hourly", hourly), ("daily", daily)):

@@ -724,11 +724,13 @@ def measure(target: Target, repeats: int = 3) -> dict[str, Any]:
         after = target.requests()
         requests = after - before if after is not None and before is not None else None
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     with mock_aws():
         table_name = create_table()
         _, write_seconds = poll(target, SourceStore(table_name), PostStore(table_name))
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     return {
         "connector": target.name,

@@ -88,6 +88,7 @@ def run(conversations: int = 1500) -> dict[str, Any]:
     logging.disable(logging.CRITICAL)
     posts = synthetic_posts(conversations)
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     with mock_aws():
         pipeline = Pipeline.create()

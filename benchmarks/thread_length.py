@@ -222,6 +222,7 @@ class _fresh_moto:  # noqa: N801 - used as a context manager
     def __enter__(self) -> None:
         logging.disable(logging.CRITICAL)
         table.get_resource.cache_clear()
+        table.get_client.cache_clear()
         table.get_table.cache_clear()
         self._mock = mock_aws()
         self._mock.start()

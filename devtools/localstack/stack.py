@@ -294,6 +294,7 @@ def _forget_cached_clients() -> None:
     from replyclock.dal import table
 
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
 
 

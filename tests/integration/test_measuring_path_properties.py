@@ -113,6 +113,7 @@ def test_any_delivery_gives_the_states_and_buckets_of_the_pure_waits(posts: list
     directory = brand_directory(BRANDS)
     waits = expected_waits(posts, directory)
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     with mock_aws():
         # Given the posts stored in a random order, each possibly twice
@@ -144,6 +145,7 @@ def test_states_that_change_version_by_version_give_exact_hourly_and_daily_bucke
     rng = random.Random(seed)
     waits = expected_waits(posts, brand_directory(BRANDS))
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     with mock_aws():
         pipeline = Pipeline.create()

@@ -29,10 +29,12 @@ def aws() -> Iterator[None]:
     from replyclock.dal import table
 
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
     with mock_aws():
         yield
     table.get_resource.cache_clear()
+    table.get_client.cache_clear()
     table.get_table.cache_clear()
 
 

@@ -40,7 +40,7 @@ from replyclock.dal.table import (
     StoreError,
     batch_get_items,
     get_table,
-    items_as_sent,
+    query_as_sent,
     query_items,
     to_decimal,
     translate,
@@ -61,6 +61,7 @@ _FOLLOW_GUARD_PREFIXES = (HOUR_GUARD_PREFIX, COMBINATION_GUARD_PREFIX)
 # Stream records live 24 hours; a guard older than this can no longer be challenged by a redelivery.
 GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
+_COUNTERS = frozenset(COUNTER_NAMES)
 # DynamoDB refuses an expression over 4 KB or with more than 300 operators (moto does not check;
 # devtools/moto_limits.py makes it, in tests and the local stack).
 MAX_EXPRESSION_BYTES = 4096
@@ -149,20 +150,37 @@ def bucket_key_from_item(item: Mapping[str, Any]) -> BucketKey:
 
 
 def totals_from_item(item: Mapping[str, Any]) -> BucketTotals:
+    """The sums of a bucket item as boto3 returns it (numbers as Decimal)."""
+    return _totals(item.items())
+
+
+def totals_as_sent(item: Mapping[str, Mapping[str, Any]]) -> BucketTotals:
+    """The sums of a bucket item as DynamoDB sends it (numbers as {"N": "12"}; dal.table.query_as_sent)."""
+    return _totals((name, typed["N"]) for name, typed in item.items() if "N" in typed)
+
+
+def _totals(attributes: Iterable[tuple[str, Any]]) -> BucketTotals:
+    """Counters ("n_<name>") and, per clock prefix, bins ("<p><index>"), zero count ("<p>zero") and sum ("<p>sum"),
+    in one pass over the attributes; anything else (guards, keys, revisions) is passed over."""
+    counters: dict[str, int] = {}
+    bins: dict[str, dict[int, int]] = {prefix: {} for prefix in _HISTOGRAM_PREFIX.values()}
+    zero_counts = dict.fromkeys(_HISTOGRAM_PREFIX.values(), 0)
+    sums = dict.fromkeys(_HISTOGRAM_PREFIX.values(), 0.0)
+    for name, value in attributes:
+        head, rest = name[:1], name[1:]
+        if head in bins:
+            if rest.isdigit():
+                bins[head][int(rest)] = int(value)
+            elif rest == "zero":
+                zero_counts[head] = int(value)
+            elif rest == "sum":
+                sums[head] = float(value)
+        elif head == "n" and rest[:1] == "_" and rest[1:] in _COUNTERS:
+            counters[rest[1:]] = int(value)
     totals = BucketTotals()
-    for name in COUNTER_NAMES:
-        if f"n_{name}" in item:
-            totals.counters[name] = int(item[f"n_{name}"])
+    totals.counters.update(counters)
     for clock, prefix in _HISTOGRAM_PREFIX.items():
-        bins = {
-            int(attribute[len(prefix) :]): int(value)
-            for attribute, value in item.items()
-            if attribute.startswith(prefix) and attribute[len(prefix) :].isdigit()
-        }
-        histogram = LatencyHistogram.from_bins(
-            bins, int(item.get(f"{prefix}zero", 0)), float(item.get(f"{prefix}sum", Decimal(0)))
-        )
-        setattr(totals, clock, histogram)
+        setattr(totals, clock, LatencyHistogram.from_bins(bins[prefix], zero_counts[prefix], sums[prefix]))
     return totals
 
 
@@ -586,21 +604,27 @@ class BucketStore:
         self, brand_id: str, granularity: Granularity, first: str, last: str
     ) -> list[tuple[PeriodKey, BucketTotals]]:
         """Brand-wide hourly or daily buckets of a brand whose period lies in [first, last]."""
-        prefix = _ROLLUP_SORT_KEY_PREFIX[granularity]
-        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
-        with items_as_sent():
-            items = list(query_items(self._table, KeyConditionExpression=condition))
-        return [(period_key_from_item(item), totals_from_item(item)) for item in items]
+        items = self._read(brand_id, _ROLLUP_SORT_KEY_PREFIX[granularity], first, last)
+        return [(period_key_from_item(_keys_of(item)), totals_as_sent(item)) for item in items]
 
     def _query(
         self, brand_id: str, granularity: Granularity, first: str, last: str
     ) -> list[tuple[BucketKey, BucketTotals]]:
-        prefix = _SORT_KEY_PREFIX[granularity]
-        condition = Key("pk").eq(f"AGG#{brand_id}") & Key("sk").between(f"{prefix}#{first}", f"{prefix}#{last}#~")
-        # Buckets hold numbers and strings only, so their Query pages can skip botocore's per-value parse.
-        with items_as_sent():
-            items = list(query_items(self._table, KeyConditionExpression=condition))
-        return [(bucket_key_from_item(item), totals_from_item(item)) for item in items]
+        items = self._read(brand_id, _SORT_KEY_PREFIX[granularity], first, last)
+        return [(bucket_key_from_item(_keys_of(item)), totals_as_sent(item)) for item in items]
+
+    def _read(self, brand_id: str, prefix: str, first: str, last: str) -> list[dict[str, dict[str, Any]]]:
+        """The bucket items of one sort-key prefix whose period lies in [first, last], as DynamoDB sends them."""
+        values = {
+            ":pk": {"S": f"AGG#{brand_id}"},
+            ":first": {"S": f"{prefix}#{first}"},
+            ":last": {"S": f"{prefix}#{last}#~"},
+        }
+        return list(query_as_sent(self._table, "pk = :pk AND sk BETWEEN :first AND :last", values))
+
+
+def _keys_of(item: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    return {"pk": item["pk"]["S"], "sk": item["sk"]["S"]}
 
 
 def expired_guards(guards: Mapping[str, str], now: datetime, keep: Iterable[str] = ()) -> dict[str, str]:

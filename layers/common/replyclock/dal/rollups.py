@@ -35,7 +35,7 @@ from replyclock.dal.aggregates import (
     totals_from_item,
     watermark_from_item,
 )
-from replyclock.dal.table import ConditionFailed, get_table, items_as_sent, put_if, query_items, translate
+from replyclock.dal.table import ConditionFailed, get_table, put_if, query_as_sent, query_items, translate
 from replyclock.logic.aggregation import COUNTER_NAMES, BucketTotals, Granularity, RollupKey
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import WaitKind
@@ -221,9 +221,16 @@ class RollupStore:
 
     def read(self, brand_id: str, first_month: str, last_month: str) -> list[tuple[RollupKey, BucketTotals]]:
         """The brand's monthly roll-ups of first_month..last_month ("YYYY-MM")."""
-        with items_as_sent():
-            items = list(self._query(MONTH_PREFIX, brand_id, first_month, last_month, consistent=False))
-        return [(rollup_key_from_item(item), unpack(str(item["t"]))) for item in items]
+        values = {
+            ":pk": {"S": f"AGG#{brand_id}"},
+            ":first": {"S": f"{MONTH_PREFIX}#{first_month}"},
+            ":last": {"S": f"{MONTH_PREFIX}#{last_month}#~"},
+        }
+        items = query_as_sent(self._table, "pk = :pk AND sk BETWEEN :first AND :last", values)
+        return [
+            (rollup_key_from_item({"pk": item["pk"]["S"], "sk": item["sk"]["S"]}), unpack(item["t"]["S"]))
+            for item in items
+        ]
 
     def _query(
         self, prefix: str, brand_id: str, first: str, last: str, *, consistent: bool
