@@ -9,12 +9,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.api import brands, conversations, health, metrics, sources
+from replyclock.api.access import authorise
 from replyclock.api.docs import enable_docs
 from replyclock.api.errors import accept_json_bodies_only, bounded_json_loads, register_error_handlers
 from replyclock.observability import capture_lambda_handler, logger
 
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=bounded_json_loads)
 accept_json_bodies_only(app)
+# Per-brand authorisation before any route runs (replyclock.api.access).
+app.use(middlewares=[authorise])
 for module in (metrics, conversations, brands, sources, health):
     app.include_router(module.router)
 register_error_handlers(app)

@@ -21,6 +21,10 @@ class Settings(BaseModel):
     # Where source credentials may live (the template's CredentialsSecretPrefix / CredentialsParameterPath).
     credentials_secret_prefix: str = "replyclock/"
     credentials_parameter_path: str = "/replyclock/"
+    # Per-brand authorisation of JWT callers (replyclock.api.access): the scope that reads and writes
+    # everything, and the claim naming the brands any other caller may read.
+    admin_scope: str = "replyclock/admin"
+    brands_claim: str = "replyclock_brands"
 
 
 # Settings that may be absent from the environment: field name -> environment variable.
@@ -31,6 +35,8 @@ _OPTIONAL_VARIABLES = {
     "aggregate_failure_queue_url": "AGGREGATE_FAILURE_QUEUE_URL",
     "credentials_secret_prefix": "CREDENTIALS_SECRET_PREFIX",
     "credentials_parameter_path": "CREDENTIALS_PARAMETER_PATH",
+    "admin_scope": "ADMIN_SCOPE",
+    "brands_claim": "BRANDS_CLAIM",
 }
 
 

@@ -18,12 +18,13 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from replyclock.api.access import current_access
 from replyclock.api.brands import require_known_brand
 from replyclock.api.dependencies import Now, SettingsDependency, StoresDependency
 from replyclock.api.errors import BadRequest, NotFound, route_responses
 from replyclock.api.parameters import BrandQuery, ChannelQuery, FromQuery, StatusQuery, ToQuery
 from replyclock.api.routing import new_router
-from replyclock.dal.conversations import check_brand_index_key, state_key
+from replyclock.dal.conversations import ConversationItems, check_brand_index_key, state_key
 from replyclock.logic.metrics import TimeWindow, WindowError, requested_window
 from replyclock.models.api import (
     BrandWaits,
@@ -194,6 +195,10 @@ def list_conversations(
     )
 
 
+def _brands_in(stored: ConversationItems) -> set[str]:
+    return {lane.brand_id for lane in stored.lanes.values()} | {post.brand_id for post in stored.posts if post.brand_id}
+
+
 def _decoded_id(raw: str, name: str) -> str:
     # The resolver matches the raw (still percent-encoded) path.
     decoded = unquote(raw)
@@ -216,10 +221,14 @@ def get_conversation(
 ) -> ConversationDetail:
     decoded_id = _decoded_id(conversation_id, "conversation_id")
     stored = stores.conversations.load(channel, decoded_id)
-    if not stored.posts and not stored.lanes:
+    access = current_access()
+    # A caller limited to some brands sees a conversation only when one of them is in it (a wait, or a
+    # post of the brand), and only those brands' waits: otherwise it does not exist for them (404).
+    visible = access.everything or any(access.may_read(brand_id) for brand_id in _brands_in(stored))
+    if (not stored.posts and not stored.lanes) or not visible:
         raise NotFound(f"no conversation {decoded_id!r} on {channel}", "conversation_id")
     ordered = sorted(stored.posts, key=lambda post: post.sort_key)
-    lanes = [lane for _, lane in sorted(stored.lanes.items()) if lane.waits]
+    lanes = [lane for _, lane in sorted(stored.lanes.items()) if lane.waits and access.may_read(lane.brand_id)]
     return ConversationDetail(
         channel=channel,
         conversation_id=decoded_id,

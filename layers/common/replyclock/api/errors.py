@@ -1,9 +1,11 @@
 """The one place where errors become HTTP answers: {"message": ..., "field": ...}.
 
-400 for malformed parameters (and bodies that are not JSON), 404 for an unknown brand,
-conversation or route, 409 for a lost concurrent update, 413 for an oversized body,
-415 for a body that is not JSON, 422 for a JSON body that fails validation, 503 when
-DynamoDB throttles. Anything else is our fault: logged, and answered 500 without internals.
+400 for malformed parameters (and bodies that are not JSON, or JSON nested too deep or with
+absurdly long numbers), 403 for a brand the caller may not read, 404 for an unknown brand,
+conversation or route, 409 for a lost concurrent update, 412 for a stale If-Match, 413 for an
+oversized body, 415 for a body that is not JSON, 422 for a JSON body that fails validation,
+428 for a write that needs If-Match and has none, 503 when DynamoDB throttles. Anything else
+is our fault: logged, and answered 500 without internals.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ MAX_BODY_BYTES = 64 * 1024
 # Where a validation error was found, as Powertools names it; anything but the body is a parameter.
 _LOCATIONS = {"query", "path", "header", "cookie", "body"}
 _MAX_ERRORS_LISTED = 5
+# No value we take needs more digits (Python refuses to parse more than 4,300 anyway), nor more
+# nesting: the deepest body we document is a brand's calendar, 4 levels down.
+MAX_NUMBER_DIGITS = 40
+MAX_JSON_DEPTH = 32
 
 
 class ApiError(Exception):
@@ -58,6 +64,18 @@ class Conflict(ApiError):
     status = HTTPStatus.CONFLICT
 
 
+class Forbidden(ApiError):
+    status = HTTPStatus.FORBIDDEN
+
+
+class PreconditionFailed(ApiError):
+    status = HTTPStatus.PRECONDITION_FAILED
+
+
+class PreconditionRequired(ApiError):
+    status = HTTPStatus.PRECONDITION_REQUIRED
+
+
 class PayloadTooLarge(ApiError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
@@ -72,10 +90,49 @@ class Unprocessable(ApiError):
 
 
 def bounded_json_loads(text: str) -> Any:
-    """The resolver's JSON body parser: refuses oversized bodies before parsing them."""
+    """The resolver's JSON body parser: refuses oversized bodies, deep nesting and huge numbers with a 4xx.
+
+    json.loads alone raises RecursionError on deep nesting and ValueError past 4,300 digits: 500s.
+    """
     if len(text.encode()) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes", "body")
-    return json.loads(text)
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels", "body")
+    return json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float)
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise BadRequest(f"request body has a number longer than {MAX_NUMBER_DIGITS} digits", "body")
+    return int(digits)
+
+
+def _bounded_float(digits: str) -> float:
+    if len(digits) > 2 * MAX_NUMBER_DIGITS:
+        raise BadRequest(f"request body has a number longer than {MAX_NUMBER_DIGITS} digits", "body")
+    return float(digits)
 
 
 class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
@@ -83,6 +140,7 @@ class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
 
     Powertools also parses form and multipart bodies, which no route documents, and a multipart one
     without a boundary fails with a bare ValueError (a 500). Anything but JSON is a 415 here, before parsing.
+    Media types are case-insensitive (RFC 9110): APPLICATION/JSON is JSON, which Powertools' own check misses.
     """
 
     def _get_body(self, app: EventHandlerInstance) -> dict[str, Any]:
@@ -93,7 +151,7 @@ class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
                 "Unsupported content type",
                 errors=[{"type": "unsupported_content_type", "loc": ("body",), "msg": content_type, "input": {}}],
             )
-        return super()._get_body(app)
+        return self._parse_json_data(app)
 
 
 def accept_json_bodies_only(app: APIGatewayHttpResolver) -> None:
@@ -177,15 +235,18 @@ def route_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
     """
     descriptions = {
         400: "Malformed parameter (or a body that is not JSON).",
+        403: "The caller may not read this brand (per-brand authorisation).",
         404: "Unknown brand, conversation, source or route.",
         409: "The resource changed concurrently; retry.",
+        412: "If-Match (or If-None-Match: *) does not match the resource: read it again.",
+        428: "An update needs If-Match with the ETag last read.",
         413: f"Body larger than {MAX_BODY_BYTES} bytes.",
         415: "Body is not application/json.",
         422: "The JSON body fails validation (routes that take a body).",
         503: "DynamoDB throttled the request; retry after Retry-After seconds.",
     }
     responses: dict[int, OpenAPIResponse] = {200: {"description": "Success"}}
-    for status in sorted({*statuses, 422, 503}):
+    for status in sorted({*statuses, 403, 422, 503}):
         responses[status] = {
             "description": descriptions[status],
             "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},

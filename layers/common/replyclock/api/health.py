@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from replyclock.api.access import current_access
 from replyclock.api.dependencies import Now, StoresDependency
 from replyclock.api.errors import route_responses
 from replyclock.api.routing import new_router
 from replyclock.dal.health import SourceRecord, read_sources
+from replyclock.dal.sources import SourceStore
 from replyclock.models.api import HealthResponse, SourceHealth
 
 router = new_router()
@@ -45,11 +47,17 @@ def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
     "/health",
     summary="Ingestion health per source",
     description="Always 200 while the table answers; `status` is degraded when an enabled source is failing "
-    "or has never polled successfully.",
+    "or has never polled successfully. A caller limited to some brands sees only their sources.",
     responses=route_responses(),
     tags=["health"],
 )
 def get_health(now: Now, stores: StoresDependency) -> HealthResponse:
-    sources = [source_health(record, now) for record in read_sources(stores.table_name)]
+    records = read_sources(stores.table_name)
+    access = current_access()
+    if not access.everything:
+        # A caller limited to some brands sees the health of those brands' sources only.
+        brand_of = {found.source.id: found.source.brand_id for found in SourceStore(stores.table_name).configured()}
+        records = access.readable(records, lambda record: brand_of.get(record.source_id))
+    sources = [source_health(record, now) for record in records]
     healthy = all(source.status in ("ok", "disabled") for source in sources)
     return HealthResponse(status="ok" if healthy else "degraded", checked_at=now, sources=sources)

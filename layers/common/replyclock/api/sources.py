@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import ValidationError
 
+from replyclock.api.access import current_access
 from replyclock.api.dependencies import SettingsDependency, StoresDependency
 from replyclock.api.errors import NotFound, Unprocessable, route_responses
 from replyclock.api.routing import new_router
@@ -129,7 +130,8 @@ def dry_run_report(source: Source, store: SourceStore) -> DryRunReport:
 @router.get("/sources", summary="Every configured source", responses=route_responses(), tags=["sources"])
 def list_sources(stores: StoresDependency) -> SourceList:
     store = SourceStore(stores.table_name)
-    return SourceList(items=[source_out(found.source, found.schedule) for found in store.configured()])
+    readable = current_access().readable(store.configured(), lambda found: found.source.brand_id)
+    return SourceList(items=[source_out(found.source, found.schedule) for found in readable])
 
 
 @router.get(
@@ -140,7 +142,8 @@ def list_sources(stores: StoresDependency) -> SourceList:
 )
 def get_source(source_id: SourcePath, stores: StoresDependency) -> SourceResponse:
     found = SourceStore(stores.table_name).get_configured(source_id)
-    if found is None:
+    # A caller limited to some brands sees only their sources: the others do not exist for it.
+    if found is None or not current_access().may_read(found.source.brand_id):
         raise NotFound(f"source {source_id!r} is not configured", "source_id")
     return source_out(found.source, found.schedule)
 

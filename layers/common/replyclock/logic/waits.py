@@ -17,12 +17,12 @@ cannot drift apart.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from replyclock.logic.business_time import add_business_seconds, business_seconds
+from replyclock.logic.patterns import compile_matcher
 from replyclock.logic.priority import classify
 from replyclock.models.domain import Brand, Clock, Post, SLAPolicy, Wait, WaitKind, WaitStatus
 
@@ -269,10 +269,11 @@ def keep_sweeper_status(new: Wait | None, previous: Wait | None) -> Wait | None:
 
 
 def auto_reply_matcher(brand: Brand) -> Callable[[str], bool]:
+    """Linear-time matching (RE2): a pattern can never make measuring a post slow (logic.patterns)."""
     if not brand.auto_reply_patterns:
         return lambda text: False
-    pattern = re.compile("|".join(f"(?:{pattern})" for pattern in brand.auto_reply_patterns), re.IGNORECASE)
-    return lambda text: pattern.search(text) is not None
+    matches, _ = compile_matcher(brand.auto_reply_patterns)
+    return matches
 
 
 def due_moment(started_at: datetime, seconds: float, policy: SLAPolicy, brand: Brand) -> datetime:

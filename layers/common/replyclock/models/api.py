@@ -8,12 +8,14 @@ are reused from the domain so their validation stays in one place.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from replyclock.logic.patterns import MAX_PATTERN_LENGTH, pattern_error
 from replyclock.models.domain import (
     AuthorRole,
     BrandId,
@@ -212,20 +214,91 @@ class ConversationDetail(ApiModel):
     brands: list[BrandWaits] = Field(description="Per brand and customer, sorted by brand then customer.")
 
 
+# Caps on what a client may send: every stored item stays far below DynamoDB's 400 KB, and every
+# request's work stays bounded (the 64 KiB body cap alone still let 6,000 handles through).
+MAX_CHANNELS = 16
+MAX_HANDLES_PER_CHANNEL = 20
+MAX_PATTERNS = 50
+MAX_PRIORITY_RULES = 20
+MAX_RULE_TERMS = 100
+MAX_TERM_LENGTH = 100
+MAX_HOLIDAYS = 400
+MAX_INTERVALS_PER_DAY = 24
+# Unicode categories refused in names and identifiers: controls (Cc), invisible format characters
+# such as the right-to-left override U+202E or zero-width spaces (Cf), surrogates, private use,
+# line and paragraph separators. Spoofed or invisible text has no place in a brand's name or handle.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
+
+
+def printable(value: str) -> str:
+    for char in value:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise ValueError(f"control or invisible formatting character U+{ord(char):04X} is not allowed")
+    return value
+
+
+def linear_time_pattern(value: str) -> str:
+    error = pattern_error(value)
+    if error is not None:
+        raise ValueError(f"auto-reply pattern {value!r} is {error}")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(printable)]
+Handle = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(printable)]
+AutoReplyPattern = Annotated[str, Field(max_length=MAX_PATTERN_LENGTH), AfterValidator(linear_time_pattern)]
+
+
 class BrandInput(ApiModel):
     """PUT /brands/{id}: the brand's configuration; SLA policies are managed under /sla-policy."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    handles: dict[Channel, list[Annotated[str, Field(min_length=1, max_length=100)]]] = Field(
-        default_factory=dict, description="channel -> the brand's own handles there (case-insensitive, no '@')."
+    name: Name
+    handles: dict[Channel, list[Handle]] = Field(
+        default_factory=dict,
+        max_length=MAX_CHANNELS,
+        description=f"channel -> the brand's own handles there (case-insensitive, no '@'); at most {MAX_CHANNELS} "
+        f"channels of {MAX_HANDLES_PER_CHANNEL} handles.",
     )
     calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
-    auto_reply_patterns: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=50)
-    priority_rules: list[PriorityRule] | None = Field(
-        default=None, max_length=50, description="Omit for the default rules."
+    auto_reply_patterns: list[AutoReplyPattern] = Field(
+        default_factory=list,
+        max_length=MAX_PATTERNS,
+        description="Case-insensitive RE2 regexes (linear-time: no backreferences or lookaround).",
     )
+    priority_rules: list[PriorityRule] | None = Field(
+        default=None, max_length=MAX_PRIORITY_RULES, description="Omit for the default rules."
+    )
+
+    @model_validator(mode="after")
+    def _within_caps(self) -> BrandInput:
+        for channel, handles in self.handles.items():
+            if len(handles) > MAX_HANDLES_PER_CHANNEL:
+                raise ValueError(f"handles.{channel}: at most {MAX_HANDLES_PER_CHANNEL} handles per channel")
+        for index, rule in enumerate(self.priority_rules or []):
+            for name in ("keywords", "hashtags"):
+                terms: list[str] = getattr(rule, name)
+                if len(terms) > MAX_RULE_TERMS:
+                    raise ValueError(f"priority_rules.{index}.{name}: at most {MAX_RULE_TERMS} terms")
+                for term in terms:
+                    if len(term) > MAX_TERM_LENGTH:
+                        raise ValueError(f"priority_rules.{index}.{name}: terms are at most {MAX_TERM_LENGTH} long")
+                    printable(term)
+        if len(self.calendar.holidays) > MAX_HOLIDAYS:
+            raise ValueError(f"calendar.holidays: at most {MAX_HOLIDAYS} dates")
+        if any(len(intervals) > MAX_INTERVALS_PER_DAY for intervals in self.calendar.weekly_hours.values()):
+            raise ValueError(f"calendar.weekly_hours: at most {MAX_INTERVALS_PER_DAY} intervals a day")
+        return self
+
+
+def _targets_rise_with_lower_priority(targets: SLATargets, where: str) -> None:
+    seconds = [targets.urgent, targets.high, targets.normal, targets.low]
+    if any(later < earlier for earlier, later in zip(seconds, seconds[1:], strict=False)):
+        raise ValueError(
+            f"{where}: targets must not decrease as priority drops (urgent <= high <= normal <= low), got "
+            f"urgent {targets.urgent}, high {targets.high}, normal {targets.normal}, low {targets.low}"
+        )
 
 
 class SLAPolicyInput(ApiModel):
@@ -233,10 +306,21 @@ class SLAPolicyInput(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    targets: SLATargets = Field(default_factory=SLATargets, description="Seconds allowed per priority.")
-    channel_targets: dict[Channel, SLATargets] = Field(default_factory=dict, description="Overrides per channel.")
+    targets: SLATargets = Field(
+        default_factory=SLATargets, description="Seconds allowed per priority; urgent <= high <= normal <= low."
+    )
+    channel_targets: dict[Channel, SLATargets] = Field(
+        default_factory=dict, max_length=MAX_CHANNELS, description="Overrides per channel."
+    )
     clock: Clock = Clock.CALENDAR
     at_risk_fraction: float = Field(default=0.8, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered_targets(self) -> SLAPolicyInput:
+        _targets_rise_with_lower_priority(self.targets, "targets")
+        for channel, targets in self.channel_targets.items():
+            _targets_rise_with_lower_priority(targets, f"channel_targets.{channel}")
+        return self
 
 
 class SLAPolicyOut(ApiModel):
