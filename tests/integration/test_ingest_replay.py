@@ -15,7 +15,8 @@ from replyclock.dal.replay_objects import ExportNotFound
 from replyclock.dal.sources import SourceStore, cursor_key
 from replyclock.dal.table import get_table
 from replyclock.models.sources import Source, SourceKind
-from replyclock.services.ingesting import PollOutcome, PollStatus, ingest
+from replyclock.services.dispatching import poll_one
+from replyclock.services.ingesting import PollOutcome, PollStatus
 from tests.support.ingesting import FIXTURES, create_table
 from tests.support.twcs_oracle import DATASET
 
@@ -26,7 +27,7 @@ NEEDS_DATASET = pytest.mark.skipif(
 
 def run(table: str, source_id: str) -> PollOutcome:
     # Lambda's 15-minute maximum: the whole file fits in one poll.
-    return ingest(source_id, table_name=table, remaining_ms=lambda: 900_000, owner="test")
+    return poll_one(source_id, table_name=table, remaining_ms=lambda: 900_000, owner="test")
 
 
 def stored_post_ids(table: str) -> list[str]:

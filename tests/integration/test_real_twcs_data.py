@@ -12,7 +12,7 @@ from replyclock.dal.sources import SourceStore
 from replyclock.logic.aggregation import BucketTotals
 from replyclock.models.domain import Brand, WaitKind
 from replyclock.models.sources import Source, SourceKind
-from replyclock.services.ingesting import ingest
+from replyclock.services.dispatching import poll_one
 from tests.support.pipeline import Pipeline
 from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank
 
@@ -31,7 +31,7 @@ def test_first_waits_of_every_brand_match_an_exact_computation(pipeline: Pipelin
         brand_ids = sorted({row["author_id"] for row in csv.DictReader(handle) if row["inbound"] == "False"})
     pipeline.add_brands(Brand(id=brand_id, name=brand_id) for brand_id in brand_ids)
     SourceStore(pipeline.table_name).put(Source(id="twcs", kind=SourceKind.REPLAY, replay_uri=str(export)))
-    outcome = ingest("twcs", table_name=pipeline.table_name, remaining_ms=lambda: 900_000, owner="test")
+    outcome = poll_one("twcs", table_name=pipeline.table_name, remaining_ms=lambda: 900_000, owner="test")
     assert (outcome.received, outcome.ingested, outcome.rejected) == (5000, 5000, 0)
 
     # When measure and aggregate consume the stream

@@ -365,22 +365,6 @@ def build_connector(
     return connector_class(source, credentials_for(source.credentials_name), http, now)
 
 
-def ingest(
-    source_id: str,
-    *,
-    table_name: str,
-    remaining_ms: Callable[[], int],
-    owner: str,
-    now: Clock = utc_now,
-    build: Callable[..., Connector] = build_connector,
-) -> PollOutcome:
-    """Poll one configured source within the invocation's remaining time."""
-    source = SourceStore(table_name).get(source_id)
-    if source is None:
-        raise UnknownSource(f"no source {source_id!r} is configured")
-    return poll_configured(source, table_name=table_name, remaining_ms=remaining_ms, owner=owner, now=now, build=build)
-
-
 def poll_configured(
     source: Source,
     *,
