@@ -7,18 +7,23 @@ import random
 import time
 from collections import Counter
 from datetime import timedelta
-from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replyclock.dal.aggregates import BucketStore, GuardedWrite, guard_name, guard_value
-from replyclock.logic import metrics as metrics_logic
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, RollupKey
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Brand, Priority, WaitKind
-from tests.support.api import API_NOW, ApiClient
+from tests.support.api import (
+    API_NOW,
+    METRICS_EVENTS,
+    ApiClient,
+    answer_as_planned,
+    answer_from_hours_alone,
+    metrics_query,
+)
 from tests.support.builders import T0, brand, customer
 from tests.support.pipeline import Pipeline
 
@@ -316,36 +321,19 @@ def test_daily_buckets_answer_exactly_as_hourly_buckets_alone_for_any_window(
     assert len({key.period for key, _ in pipeline.buckets.query_days("acme", "0000", "9999")}) == 5
     assert all(key.granularity is Granularity.DAY for key, _ in pipeline.buckets.query_days("acme", "0000", "9999"))
 
-    def answer(event: str, query: dict[str, str], *, daily_buckets: bool) -> str:
-        # As the API plans its reads (daily buckets for whole days), or hourly buckets alone
-        planned = metrics_logic.read_plan
-        plan = planned if daily_buckets else lambda window, daily, **_: planned(window, daily=False)
-        with patch.object(metrics_logic, "read_plan", plan):
-            response = api.call(event, query=query)
-        assert response.status == 200, response.body
-        return response.body
-
     # When any window is asked for, with daily buckets for its whole days and without
     @settings(max_examples=30, deadline=None)
     @given(
         start=st.integers(-12 * 60, 5 * 24 * 60),
         minutes=st.integers(0, 5 * 24 * 60),
-        event=st.sampled_from(
-            ["api_metrics_summary.json", "api_metrics_distribution.json", "api_metrics_timeseries.json"]
-        ),
+        event=st.sampled_from(METRICS_EVENTS),
         channel=st.sampled_from([None, "reddit"]),
     )
     def same_answers(start: int, minutes: int, event: str, channel: str | None) -> None:
         window_start = T0 + timedelta(minutes=start)
-        query = {
-            "brand": "acme",
-            "from": window_start.isoformat(),
-            "to": (window_start + timedelta(minutes=minutes)).isoformat(),
-        }
-        query |= {"channel": channel} if channel else {}
-        query |= {"interval": "day"} if event == "api_metrics_timeseries.json" else {}
+        query = metrics_query(event, window_start, window_start + timedelta(minutes=minutes), channel)
 
         # Then the answers are identical, to the byte
-        assert answer(event, query, daily_buckets=True) == answer(event, query, daily_buckets=False)
+        assert answer_as_planned(api, event, query) == answer_from_hours_alone(api, event, query)
 
     same_answers()

@@ -23,7 +23,7 @@ from replyclock.logic.aggregation import BucketTotals, Granularity, RollupKey
 from replyclock.models.domain import Brand, Post, WaitKind
 from replyclock.services.reconciling import reconcile_days
 from replyclock.services.rolling_up import ANNOUNCE_LEAD, SETTLE_AGE, roll_up
-from tests.support.api import ApiClient
+from tests.support.api import METRICS_EVENTS, ApiClient, answer_as_planned, answer_from_hours_alone, metrics_query
 from tests.support.builders import brand, customer
 from tests.support.expectations import brand_directory, expected_waits
 from tests.support.fixtures import load_event
@@ -234,36 +234,20 @@ def test_rollups_answer_exactly_as_hourly_buckets_alone_for_any_window(api: ApiC
     built(pipeline)
     assert stored_rollups(pipeline, Granularity.MONTH)
 
-    def answer(event: str, query: dict[str, str], *, rollups: bool) -> str:
-        planned = metrics_logic.read_plan
-        plan = planned if rollups else lambda window, daily, **_: planned(window, daily=False)
-        with patch.object(metrics_logic, "read_plan", plan):
-            response = api.call(event, query=query)
-        assert response.status == 200, response.body
-        return response.body
-
     # When any window is asked for, read through roll-ups, daily and hourly buckets, or hourly buckets alone
     @settings(max_examples=25, deadline=None)
     @given(
         start=st.integers(-5 * 24, (SPAN_DAYS + 5) * 24),
         hours=st.integers(0, 80 * 24),
-        event=st.sampled_from(
-            ["api_metrics_summary.json", "api_metrics_distribution.json", "api_metrics_timeseries.json"]
-        ),
+        event=st.sampled_from(METRICS_EVENTS),
         channel=st.sampled_from([None, "reddit"]),
     )
     def same_answers(start: int, hours: int, event: str, channel: str | None) -> None:
         window_start = START + timedelta(hours=start, minutes=17)
-        query = {
-            "brand": "acme",
-            "from": window_start.isoformat(),
-            "to": (window_start + timedelta(hours=hours)).isoformat(),
-        }
-        query |= {"channel": channel} if channel else {}
-        query |= {"interval": "day"} if event == "api_metrics_timeseries.json" else {}
+        query = metrics_query(event, window_start, window_start + timedelta(hours=hours), channel)
 
         # Then the answers are identical, to the byte
-        assert answer(event, query, rollups=True) == answer(event, query, rollups=False)
+        assert answer_as_planned(api, event, query) == answer_from_hours_alone(api, event, query)
 
     same_answers()
 

@@ -101,3 +101,32 @@ def api(pipeline: Pipeline) -> Iterator[ApiClient]:
     client = ApiClient()
     yield client
     client.close()
+
+
+# The metrics routes whose answers must not depend on which buckets a window is read from.
+METRICS_EVENTS = ("api_metrics_summary.json", "api_metrics_distribution.json", "api_metrics_timeseries.json")
+
+
+def metrics_query(event: str, start: datetime, end: datetime, channel: str | None) -> dict[str, str]:
+    """A metrics request of brand acme over [start, end), filtered on a channel or not (daily points for series)."""
+    query = {"brand": "acme", "from": start.isoformat(), "to": end.isoformat()}
+    query |= {"channel": channel} if channel else {}
+    query |= {"interval": "day"} if event == "api_metrics_timeseries.json" else {}
+    return query
+
+
+def answer_as_planned(api: ApiClient, event: str, query: dict[str, str]) -> str:
+    """The route's answer, reading the buckets its read plan chooses."""
+    response = api.call(event, query=query)
+    assert response.status == 200, response.body
+    return response.body
+
+
+def answer_from_hours_alone(api: ApiClient, event: str, query: dict[str, str]) -> str:
+    """The route's answer, reading every bucket of the window from per-channel hourly buckets."""
+    from replyclock.logic import metrics
+
+    planned = metrics.read_plan
+    with pytest.MonkeyPatch.context() as patches:
+        patches.setattr(metrics, "read_plan", lambda window, daily, **_: planned(window, daily=False))
+        return answer_as_planned(api, event, query)
