@@ -132,6 +132,16 @@ def steer_path(context: schemathesis.HookContext, parameters: dict[str, Any]) ->
     return steered(parameters)
 
 
+@schema.hook("flatmap_headers")
+def steer_headers(context: schemathesis.HookContext, headers: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """A change needs If-Match with the current ETag: offer `*` (any version) beside the generated headers."""
+    operation = context.operation
+    if operation is None or operation.method.upper() != "PUT" or not operation.path.startswith("/brands/"):
+        return st.just(headers)
+    given = {name: value for name, value in (headers or {}).items() if name not in ("if-match", "if-none-match")}
+    return st.sampled_from([headers, {**given, "if-match": "*"}])
+
+
 @schema.hook("flatmap_body")
 def steer_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
     """PUT /sources/{id}: the generated body, or one that validates (the others mostly fail on kind)."""

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.event_handler.openapi.types import (
     OpenAPIResponse,
     OpenAPIResponseContentModel,
@@ -53,6 +53,18 @@ from replyclock.models.api import (
 from replyclock.models.domain import Brand, SLAPolicy
 
 router = new_router()
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=2048,
+        description="The ETag last read (GET); required to change an existing resource (428 without it, 412 when "
+        "it no longer matches). `*` matches any existing version.",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(max_length=2048, description="`*`: create only (412 if the brand exists)."),
+]
 _ETAG_HEADER: dict[str, OpenAPIResponseHeader] = {
     "ETag": {"description": "Send it back as If-Match to change the resource.", "schema": {"type": "string"}}
 }
@@ -204,10 +216,12 @@ def get_brand(brand_id: BrandPath, stores: StoresDependency) -> Response[BrandRe
     tags=["brands"],
 )
 def put_brand(
-    brand_id: BrandPath, body: Annotated[BrandInput, Body(embed=False)], stores: StoresDependency
+    brand_id: BrandPath,
+    body: Annotated[BrandInput, Body(embed=False)],
+    stores: StoresDependency,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response[BrandResponse]:
-    headers = router.current_event.headers
-    if_match, if_none_match = headers.get("if-match"), headers.get("if-none-match")
     found = stores.brands.get_with_config(brand_id)
     if found is None:
         if if_match is not None:
@@ -252,10 +266,14 @@ def get_sla_policy(brand_id: BrandPath, stores: StoresDependency) -> Response[SL
     tags=["brands"],
 )
 def put_sla_policy(
-    brand_id: BrandPath, body: Annotated[SLAPolicyInput, Body(embed=False)], now: Now, stores: StoresDependency
+    brand_id: BrandPath,
+    body: Annotated[SLAPolicyInput, Body(embed=False)],
+    now: Now,
+    stores: StoresDependency,
+    if_match: IfMatch = None,
 ) -> Response[SLAPolicyResponse]:
     brand, _ = configured_brand(stores, brand_id)
-    check_if_match(router.current_event.headers.get("if-match"), policy_etag(brand))
+    check_if_match(if_match, policy_etag(brand))
     policy = next_policy(brand, body, now)
     if not stores.brands.add_policy(brand_id, policy):
         raise PreconditionFailed("another policy version was added meanwhile: read it again", "If-Match")
