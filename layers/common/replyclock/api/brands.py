@@ -212,7 +212,7 @@ def get_brand(brand_id: BrandPath, stores: StoresDependency) -> Response[BrandRe
     "starts with the default policy, version 1. Replacing an existing brand needs `If-Match: <ETag>` (428 "
     "without it, 412 when the brand changed since it was read); creating one needs none, and `If-None-Match: *` "
     "makes sure it is a creation (412 if the brand exists). Answers 201 when the brand was created.",
-    responses=tagged_responses(BrandResponse, 400, 409, 412, 413, 415, 422, 428, created=True),
+    responses=tagged_responses(BrandResponse, 400, 412, 413, 415, 422, 428, created=True),
     tags=["brands"],
 )
 def put_brand(
