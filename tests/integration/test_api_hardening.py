@@ -393,7 +393,7 @@ def test_a_catastrophic_backtracking_pattern_measures_in_linear_time(api: ApiCli
 
 
 @pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=thanks)", r"(?<!no )thanks", "a{1000}{1000}"])
-def test_patterns_rE2_cannot_run_in_linear_time_are_422(api: ApiClient, pipeline: Pipeline, pattern: str) -> None:
+def test_patterns_re2_cannot_run_in_linear_time_are_422(api: ApiClient, pipeline: Pipeline, pattern: str) -> None:
     body = assert_error(
         api.call("api_brand_put.json", body={"name": "Acme", "auto_reply_patterns": [pattern]}),
         422,
