@@ -1,7 +1,7 @@
 """Faults injected into ingest polls: each ends with every served post stored once and a consistent cursor.
 
 Every network connector polls a local server (127.0.0.1) serving generated pages in its platform's
-shape, through services/ingesting.ingest on moto. Faults: the invocation running out of time
+shape, through services/dispatching.poll_one on moto. Faults: the invocation running out of time
 between pages, the runtime killing it in the middle of a page's writes (its lease left behind), a
 network answering 500, then 429, then garbage, and DynamoDB throttling post or cursor writes.
 """
@@ -26,7 +26,8 @@ from replyclock.connectors.http import Deadline, MalformedResponse
 from replyclock.dal.sources import SourceStore, lease_key
 from replyclock.dal.table import Throttled, get_resource, get_table
 from replyclock.models.sources import Source, SourceKind
-from replyclock.services.ingesting import SAFETY_MARGIN_MS, PollOutcome, PollStatus, ingest
+from replyclock.services.dispatching import poll_one
+from replyclock.services.ingesting import SAFETY_MARGIN_MS, PollOutcome, PollStatus
 from tests.support.ingesting import NOW, FakeApi, create_table
 
 # Mentions and the brand's replies; several pages of each stream on every platform.
@@ -120,7 +121,7 @@ def invoke(
     def build(source: Source, *, deadline: Deadline, now: Callable[[], datetime]) -> Connector:
         return feed.connector(deadline, now)
 
-    return ingest(
+    return poll_one(
         feed.source().id,
         table_name=table,
         remaining_ms=remaining_ms,

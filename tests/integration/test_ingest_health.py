@@ -13,7 +13,7 @@ from replyclock.connectors.http import HttpError
 from replyclock.dal.sources import SourceStore
 from replyclock.models.sources import Source, SourceKind
 from replyclock.redaction import register_secrets
-from replyclock.services.ingesting import ingest
+from replyclock.services.dispatching import poll_one
 from tests.support.api import ApiClient
 from tests.support.builders import customer
 from tests.support.pipeline import Pipeline
@@ -38,7 +38,7 @@ def poll(pipeline: Pipeline, at: datetime, connector: ScriptedConnector) -> None
     def build(source: Source, **_: Any) -> ScriptedConnector:
         return connector
 
-    ingest(
+    poll_one(
         "acme-x",
         table_name=pipeline.table_name,
         remaining_ms=lambda: 60_000,
