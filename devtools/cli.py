@@ -269,6 +269,19 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def sweep_after_replay(stack: LocalStack, replay: Callable[[], object]) -> None:
+    """Start every schedule but the sweeper's, replay, then start the sweeper's.
+
+    The sweeper judges open waits by the wall clock, and a replay is history: swept while the replay is
+    being measured, every wait whose answer is still in the stream would look overdue and alert. So the
+    sweeps start once the replay is measured, and judge only the waits the data leaves unanswered.
+    """
+    held = {SWEEPER}
+    stack.start_schedules(stack.scheduled_functions() - held)
+    replay()
+    stack.start_schedules(held)
+
+
 def command_run(args: argparse.Namespace) -> int:
     from devtools import demo
     from devtools.localstack.console import Console
@@ -306,16 +319,13 @@ def command_run(args: argparse.Namespace) -> int:
         if not args.replay:
             export = read_export(dataset.write_jsonl(stack.log_dir / "demo.jsonl"), "jsonl")
         configure(stack, brands, [replay_source(export)])
-        # The sweeper judges open waits by the wall clock, and a replay is history: swept while the replay is
-        # being measured, every wait whose answer is still in the stream would look overdue and alert. So the
-        # sweeps start once the replay is measured, and judge only the waits the data leaves unanswered.
-        held = {SWEEPER}
-        stack.start_schedules(stack.scheduled_functions() - held)
         _print_banner(console, stack, export, brands)
-        replay_with_progress(
-            stack, console, len(export.posts), label, lambda: _first_scheduled_ingest(stack), args.timeout
+        sweep_after_replay(
+            stack,
+            lambda: replay_with_progress(
+                stack, console, len(export.posts), label, lambda: _first_scheduled_ingest(stack), args.timeout
+            ),
         )
-        stack.start_schedules(held)
         console.print(f"Replayed {len(export.posts)} posts in {time.monotonic() - started:.1f} s. Per brand:")
         report = rejected_report(export.rejected, export.reasons)
         if report:
