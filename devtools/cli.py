@@ -2,6 +2,7 @@
 
     replyclock run [--replay FILE [--format twcs|jsonl]] [--port 3000] [--speed 12]
     replyclock replay FILE [--format twcs|jsonl] [--sla-seconds 3600] [--json] [--workers N]
+    replyclock invoke FUNCTION -e events/FILE.json [--table auto|local|moto]
     replyclock demo OUT.jsonl
 
 `run` starts the local stack (devtools.localstack): moto in server mode on 127.0.0.1, the
@@ -285,6 +286,7 @@ def sweep_after_replay(stack: LocalStack, replay: Callable[[], object]) -> None:
 def command_run(args: argparse.Namespace) -> int:
     from devtools import demo
     from devtools.localstack.console import Console
+    from devtools.localstack.invoke import publish, withdraw
     from devtools.localstack.stack import LocalStack, StackOptions, configure
 
     console = Console()
@@ -300,6 +302,9 @@ def command_run(args: argparse.Namespace) -> int:
     else:
         dataset = demo.generate()
         brands, window, label = dataset.brands, None, "demo"
+    data_dir = Path(args.data).resolve() if args.data else None
+    if data_dir is not None and args.table == "moto":
+        raise SystemExit("--data keeps the table on DynamoDB Local: it cannot be used with --table moto")
     options = StackOptions(
         api_port=args.port,
         speed=args.speed,
@@ -309,15 +314,31 @@ def command_run(args: argparse.Namespace) -> int:
         on_schedule_result=_schedule_reporter(console),
         on_alert=_AlertPrinter(console),
         on_poller_error=lambda function, error: console.print(f"stream poller of {function} stopped: {error}"),
+        table=args.table,
+        data_dir=data_dir,
     )
+    if args.table == "auto" and data_dir is None:
+        from devtools.localstack.dynamodb_local import unavailable
+
+        reason = unavailable()
+        if reason is not None:
+            console.print(f"{reason}; the table runs on moto instead.")
     stack = LocalStack(options)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        console.print("Starting ReplyClock locally (moto in server mode, no AWS account)…")
+        console.print("Starting ReplyClock locally (no AWS account, no Docker)…")
         stack.start()
         assert stack.log_dir is not None
+        publish(stack)
         if not args.replay:
-            export = read_export(dataset.write_jsonl(stack.log_dir / "demo.jsonl"), "jsonl")
+            if data_dir is not None:
+                # The demo is made relative to now: a restart replays the one it made first.
+                kept = data_dir / "demo.jsonl"
+                export = read_export(kept if kept.exists() else dataset.write_jsonl(kept), "jsonl")
+            else:
+                export = read_export(dataset.write_jsonl(stack.log_dir / "demo.jsonl"), "jsonl")
+        if data_dir is not None:
+            resume_replay_source(stack)
         configure(stack, brands, [replay_source(export)])
         _print_banner(console, stack, export, brands)
         sweep_after_replay(
@@ -340,9 +361,25 @@ def command_run(args: argparse.Namespace) -> int:
         console.end_progress()
         console.print("Stopping…")
     finally:
+        withdraw()
         stack.stop()
     console.print(f"Stopped. Function logs are in {stack.log_dir}")
     return 0
+
+
+def resume_replay_source(stack: LocalStack) -> None:
+    """After a stop or a crash, the replay source is polled again at once, from its stored cursor.
+
+    A run killed mid-poll leaves the source's lease taken and its next poll claimed for later; only this
+    stack uses its data directory, so nobody else holds them, and the new run releases both.
+    """
+    from replyclock.dal.sources import lease_key, source_key
+    from replyclock.dal.table import get_table
+
+    table = get_table(stack.table_name)
+    table.delete_item(Key=lease_key(SOURCE_ID))
+    if table.get_item(Key=source_key(SOURCE_ID), ConsistentRead=True).get("Item"):
+        table.update_item(Key=source_key(SOURCE_ID), UpdateExpression="REMOVE next_poll_at, last_poll_status")
 
 
 def _first_scheduled_ingest(stack: LocalStack) -> None:
@@ -371,7 +408,8 @@ def _print_banner(console: Console, stack: LocalStack, export: Export, brands: l
     lines = [
         f"  API        {stack.api_url}  e.g. curl '{stack.api_url}/metrics/summary?brand={example}'",
         f"  API docs   {stack.api_url}/docs",
-        f"  AWS (moto) {stack.endpoint_url}  table {stack.table_name}",
+        f"  AWS (moto) {stack.endpoint_url}",
+        f"  table      {stack.table_name} on {stack.table_backend} {stack.table_endpoint_url}",
         f"  schedules  {schedules or 'none'}",
         f"  logs       {stack.log_dir}/<Function>.log",
         f"  data       {export.path} ({export.format}, {len(export.posts)} posts, brands: "
@@ -429,6 +467,12 @@ def command_replay(args: argparse.Namespace) -> int:
     return 4 if result.failures else 0
 
 
+def command_invoke(args: argparse.Namespace) -> int:
+    from devtools.localstack import invoke
+
+    return invoke.command(args.function, args.event, args.table)
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from devtools import demo
 
@@ -462,6 +506,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--logs", metavar="DIR", help="write function logs here (default: a new temporary directory)")
     run.add_argument("--timeout", type=float, default=900.0, help="longest wait for the replay, in seconds")
+    run.add_argument(
+        "--table",
+        choices=("auto", "local", "moto"),
+        default="auto",
+        help="where the table runs: DynamoDB Local (local), moto, or DynamoDB Local when Java is here (auto, default)",
+    )
+    run.add_argument(
+        "--data",
+        metavar="DIR",
+        help="keep the table (DynamoDB Local) and the stream readers' checkpoints here: a restart resumes the replay",
+    )
     run.set_defaults(command=command_run)
 
     replay = commands.add_parser("replay", help="backtest an export: one summary per brand over the file's span")
@@ -478,6 +533,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, default=1, help="processes to fold conversations in (default 1)"
     )
     replay.set_defaults(command=command_replay)
+
+    invoke = commands.add_parser(
+        "invoke", help="run one function with an event, as `sam local invoke FUNCTION -e EVENT` does (no Docker)"
+    )
+    invoke.add_argument("function", metavar="FUNCTION", help="its logical id in template.yaml, e.g. IngestFunction")
+    invoke.add_argument("-e", "--event", required=True, metavar="FILE", help="the event (JSON; - reads stdin)")
+    invoke.add_argument(
+        "--table",
+        choices=("auto", "local", "moto"),
+        default="auto",
+        help="without a running `replyclock run`: where the fresh stack's table runs (default auto)",
+    )
+    invoke.set_defaults(command=command_invoke)
 
     demo = commands.add_parser("demo", help="write the demo dataset as JSONL")
     demo.add_argument("out", metavar="OUT")

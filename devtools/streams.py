@@ -64,11 +64,19 @@ def passes_filters(record: Record, patterns: Iterable[dict[str, Any]]) -> bool:
 class StreamReader:
     """Reads new records from every shard of a stream, in order per shard."""
 
-    def __init__(self, streams_client: Any, stream_arn: str, starting_position: str = "TRIM_HORIZON") -> None:
+    def __init__(
+        self,
+        streams_client: Any,
+        stream_arn: str,
+        starting_position: str = "TRIM_HORIZON",
+        start_after: dict[str, str] | None = None,
+    ) -> None:
         self._client = streams_client
         self._stream_arn = stream_arn
         self._starting_position = starting_position
         self._iterators: dict[str, str | None] = {}
+        # The last sequence number read from each shard (a checkpoint resumes just after it).
+        self.positions: dict[str, str] = dict(start_after or {})
 
     def poll(self) -> dict[str, list[Record]]:
         shards = self._client.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
@@ -76,8 +84,11 @@ class StreamReader:
         for shard in shards:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators:
+                where: dict[str, str] = {"ShardIteratorType": self._starting_position}
+                if shard_id in self.positions:
+                    where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.positions[shard_id]}
                 self._iterators[shard_id] = self._client.get_shard_iterator(
-                    StreamArn=self._stream_arn, ShardId=shard_id, ShardIteratorType=self._starting_position
+                    StreamArn=self._stream_arn, ShardId=shard_id, **where
                 )["ShardIterator"]
             records: list[Record] = []
             while self._iterators[shard_id]:
@@ -88,6 +99,7 @@ class StreamReader:
                 records.extend(self._as_lambda_record(record) for record in page["Records"])
             if records:
                 fresh[shard_id] = records
+                self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
         return fresh
 
     def _as_lambda_record(self, record: Record) -> Record:

@@ -1,4 +1,5 @@
-"""moto in server mode, in this process, and the environment that points every boto3 client at it."""
+"""moto in server mode, in this process (and DynamoDB Local for the table), and the environment that points every
+boto3 client at them."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import os
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
 
+from devtools.localstack import dynamodb_local
 from devtools.localstack.cloudformation import REGION
+
+# Where the table runs: "local" is AWS's DynamoDB Local (devtools.localstack.dynamodb_local), "moto" is moto's
+# DynamoDB, "auto" is DynamoDB Local where it can run (Java 17+, the package installed), else moto.
+TableEmulator = Literal["auto", "local", "moto"]
 
 # Fake credentials (as moto asks), a fixed region, no profile. AWS_ACCOUNT_ID_ENDPOINT_MODE
 # keeps botocore from routing calls to account-based endpoints.
@@ -22,18 +30,68 @@ CLIENT_ENVIRONMENT = {
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 }
 # Variables that would make a client reach a real account or read a real profile.
-_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ROLE_ARN")
+_REMOVED = (
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN",
+)
 
 
 class Emulator:
-    """moto's ThreadedMotoServer on 127.0.0.1 (a free port unless one is given)."""
+    """moto's ThreadedMotoServer on 127.0.0.1 (a free port unless one is given), and the table's emulator.
 
-    def __init__(self, port: int = 0) -> None:
+    With DynamoDB Local, DynamoDB and DynamoDB Streams go to it (botocore's service-specific
+    AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_DYNAMODB_STREAMS); SNS, SQS, S3, KMS, logs,
+    Secrets Manager and SSM stay on moto. `data_dir` keeps DynamoDB Local's data there (-dbPath).
+    """
+
+    def __init__(
+        self, port: int = 0, table: TableEmulator = "moto", data_dir: Path | None = None, log_dir: Path | None = None
+    ) -> None:
         self._port = port
         self._server: object | None = None
         self.endpoint_url = ""
+        self.table_mode = table
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self.dynamodb: dynamodb_local.DynamoDBLocal | None = None
+        # Why the table runs on moto although DynamoDB Local was asked for ("auto"), in one line.
+        self.fallback_reason: str | None = None
+
+    @property
+    def table_endpoint_url(self) -> str:
+        return self.dynamodb.endpoint_url if self.dynamodb is not None else self.endpoint_url
+
+    @property
+    def table_backend(self) -> str:
+        return "DynamoDB Local" if self.dynamodb is not None else "moto"
 
     def start(self) -> str:
+        if self.table_mode != "moto":
+            reason = dynamodb_local.unavailable()
+            if reason is None:
+                self.dynamodb = dynamodb_local.DynamoDBLocal(self.data_dir)
+                # The JVM starts while moto does.
+                log = self.log_dir / "DynamoDBLocal.log" if self.log_dir is not None else None
+                self.dynamodb.launch(log)
+            elif self.table_mode == "local":
+                raise RuntimeError(reason)
+            else:
+                self.fallback_reason = reason
+        try:
+            url = self._start_moto()
+            if self.dynamodb is not None:
+                self.dynamodb.wait()
+        except BaseException:
+            self.stop()
+            raise
+        return url
+
+    def _start_moto(self) -> str:
         # The speedups patch moto's classes, so they must run in the process that hosts the server.
         from devtools import moto_limits, moto_speedups
         from devtools.localstack import moto_json
@@ -54,6 +112,9 @@ class Emulator:
         return self.endpoint_url
 
     def stop(self) -> None:
+        if self.dynamodb is not None:
+            self.dynamodb.stop()
+            self.dynamodb = None
         if self._server is None:
             return
         # Forget every resource, so a later emulator (or mock_aws) in this process starts empty.
@@ -70,7 +131,11 @@ class Emulator:
         moto_json.uninstall()
 
     def client_environment(self) -> dict[str, str]:
-        return {**CLIENT_ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint_url}
+        variables = {**CLIENT_ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint_url}
+        if self.dynamodb is not None:
+            variables["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb.endpoint_url
+            variables["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = self.dynamodb.endpoint_url
+        return variables
 
 
 @contextmanager

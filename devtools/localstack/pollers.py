@@ -14,10 +14,12 @@ those deliveries wrote in turn (measure's state changes feed aggregate), has bee
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -86,11 +88,46 @@ def _queue_url(stack: Stack, arn: str) -> str | None:
     return None
 
 
+class Checkpoints:
+    """Where each mapping has read its stream up to, per shard, in a JSON file per function (`run --data DIR`).
+
+    Saved only when everything read up to there has been delivered (or parked), so a restart resumes
+    after it; a crash between a delivery and its checkpoint redelivers that batch, which the consumers
+    take exactly once (they are idempotent, as Lambda's at-least-once delivery requires).
+    A checkpoint of another stream (the table was made anew) is ignored.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, function: str) -> Path:
+        return self.directory / f"{function}.json"
+
+    def load(self, function: str, stream_arn: str) -> dict[str, str]:
+        try:
+            saved = json.loads(self._path(function).read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(saved, dict) or saved.get("stream_arn") != stream_arn:
+            return {}
+        return {str(shard): str(sequence) for shard, sequence in saved.get("shards", {}).items()}
+
+    def save(self, function: str, stream_arn: str, shards: dict[str, str]) -> None:
+        path = self._path(function)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"stream_arn": stream_arn, "shards": shards}, sort_keys=True))
+        os.replace(temporary, path)
+
+
 class StreamPoller:
     """One event-source mapping: a thread that polls, batches and delivers."""
 
-    def __init__(self, trigger: StreamTrigger, functions: Functions, group: PollerGroup) -> None:
+    def __init__(
+        self, trigger: StreamTrigger, functions: Functions, group: PollerGroup, checkpoints: Checkpoints | None = None
+    ) -> None:
         self.trigger = trigger
+        self._checkpoints = checkpoints
         self._group = group
         self._stop = threading.Event()
         sqs = boto3.client("sqs")
@@ -108,7 +145,11 @@ class StreamPoller:
             function_arn=functions.specs[logical_id].arn,
             cancelled=self._stop.is_set,
         )
-        self.reader = StreamReader(boto3.client("dynamodbstreams"), trigger.stream_arn, trigger.starting_position)
+        start_after = checkpoints.load(logical_id, trigger.stream_arn) if checkpoints is not None else {}
+        self.reader = StreamReader(
+            boto3.client("dynamodbstreams"), trigger.stream_arn, trigger.starting_position, start_after
+        )
+        self._saved = dict(start_after)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"esm-{logical_id}", daemon=True)
 
@@ -153,11 +194,22 @@ class StreamPoller:
                 for shard_id, records in list(buffers.items()):
                     buffers[shard_id] = []
                     self.mapping.deliver(shard_id, records)
+                if not self._stop.is_set():
+                    self._checkpoint()
                 self._group.delivered(self)
                 continue
+            if not pending:
+                self._checkpoint()  # what was read was all filtered out
             if not fresh and not pending:
                 self._group.idle(self, poll_started)
             self._stop.wait(POLL_INTERVAL_SECONDS)
+
+    def _checkpoint(self) -> None:
+        """Everything read so far is delivered: remember where to resume."""
+        if self._checkpoints is None or self.reader.positions == self._saved:
+            return
+        self._saved = dict(self.reader.positions)
+        self._checkpoints.save(self.function, self.trigger.stream_arn, self._saved)
 
 
 class DrainTimeout(TimeoutError):

@@ -42,12 +42,19 @@ def create_table(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
     name = str(properties.get("TableName") or stack.physical_name(logical_id))
     # The same conversion the tests use (devtools.template), applied to the resolved properties.
     arguments = create_table_arguments(logical_id, name)
-    description = boto3.client("dynamodb").create_table(**stack.resolve(arguments))["TableDescription"]
+    dynamodb = boto3.client("dynamodb")
+    try:
+        description: Any = dynamodb.create_table(**stack.resolve(arguments))["TableDescription"]
+        created = True
+    except dynamodb.exceptions.ResourceInUseException:
+        # Kept from an earlier run (`replyclock run --data DIR`): the same table, with its stream.
+        description = dynamodb.describe_table(TableName=name)["Table"]
+        created = False
     attributes = {"Arn": description["TableArn"]}
     if "LatestStreamArn" in description:
         attributes["StreamArn"] = description["LatestStreamArn"]
     ttl = properties.get("TimeToLiveSpecification")
-    if ttl and ttl.get("Enabled"):
+    if created and ttl and ttl.get("Enabled"):
         boto3.client("dynamodb").update_time_to_live(
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
         )

@@ -20,10 +20,10 @@ import boto3
 from boto3.dynamodb.types import TypeSerializer
 
 from devtools.localstack.cloudformation import Stack
-from devtools.localstack.emulator import Emulator, environment
+from devtools.localstack.emulator import Emulator, TableEmulator, environment
 from devtools.localstack.functions import FunctionError, Functions, function_specs
 from devtools.localstack.http_api import AccessLog, LocalHttpApi, template_routes
-from devtools.localstack.pollers import PollerGroup, StreamPoller, stream_triggers
+from devtools.localstack.pollers import Checkpoints, PollerGroup, StreamPoller, stream_triggers
 from devtools.localstack.resources import deploy
 from devtools.localstack.schedules import Report, Scheduler, template_schedules
 from devtools.streams import passes_filters
@@ -49,6 +49,11 @@ class StackOptions:
     on_schedule_result: Report | None = None
     on_alert: Callable[[str, dict[str, Any]], None] | None = None
     on_poller_error: Callable[[str, BaseException], None] | None = None
+    # Where the table runs (devtools.localstack.emulator.TableEmulator). `replyclock run` asks for "auto"
+    # (DynamoDB Local, else moto); the default keeps the in-process tests on moto, which starts in no time.
+    table: TableEmulator = "moto"
+    # Keep the table (DynamoDB Local's -dbPath) and the stream readers' checkpoints here across restarts.
+    data_dir: Path | None = None
 
 
 class IngestFailed(RuntimeError):
@@ -67,13 +72,22 @@ class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
         self.stack = Stack(STACK_NAME, self.options.parameter_overrides)
-        self.emulator = Emulator(self.options.emulator_port)
+        self.log_dir = self.options.log_dir
+        if self.log_dir is None:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="replyclock-local-"))
+        data_dir = self.options.data_dir
+        self.emulator = Emulator(
+            self.options.emulator_port,
+            self.options.table,
+            data_dir / "dynamodb" if data_dir is not None else None,
+            self.log_dir,
+        )
+        self.checkpoints = Checkpoints(data_dir / "checkpoints") if data_dir is not None else None
         self.not_emulated: list[str] = []
         self.functions: Functions | None = None
         self.pollers = PollerGroup(self.options.on_poller_error)
         self.http: LocalHttpApi | None = None
         self.scheduler = Scheduler(self.invoke, self.options.speed, self.options.on_schedule_result)
-        self.log_dir = self.options.log_dir
         self.endpoint_url = ""
         self._cleanup = ExitStack()
         self._stop_inbox = threading.Event()
@@ -95,21 +109,24 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
+        assert self.log_dir is not None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.options.data_dir is not None and self.options.table == "moto":
+            raise RuntimeError("keeping data across restarts needs the table on DynamoDB Local")
         self.endpoint_url = self.emulator.start()
         self._cleanup.callback(self.emulator.stop)
+        if self.options.data_dir is not None and self.emulator.dynamodb is None:
+            raise RuntimeError(f"keeping data across restarts needs DynamoDB Local: {self.emulator.fallback_reason}")
         # Every boto3 client of this process (and of the function containers) talks to the emulator.
         self._cleanup.enter_context(environment(self.emulator.client_environment()))
         _forget_cached_clients()
         self._cleanup.callback(_forget_cached_clients)
-        if self.log_dir is None:
-            self.log_dir = Path(tempfile.mkdtemp(prefix="replyclock-local-"))
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.not_emulated = deploy(self.stack)
         specs = function_specs(self.stack)
         self.functions = Functions(specs, self.emulator.client_environment(), self.log_dir)
         self.functions.start()
         for trigger in stream_triggers(self.stack, specs):
-            self.pollers.add(StreamPoller(trigger, self.functions, self.pollers))
+            self.pollers.add(StreamPoller(trigger, self.functions, self.pollers, self.checkpoints))
         self.pollers.start()
         self.http = LocalHttpApi(
             template_routes(self.stack), self.invoke, port=self.options.api_port, access_log=self.options.access_log
@@ -168,6 +185,15 @@ class LocalStack:
         if len(tables) != 1:
             raise LookupError(f"expected one table in the template, found {sorted(tables)}")
         return self.resource(next(iter(tables)))
+
+    @property
+    def table_backend(self) -> str:
+        """Where the table runs: DynamoDB Local or moto."""
+        return self.emulator.table_backend
+
+    @property
+    def table_endpoint_url(self) -> str:
+        return self.emulator.table_endpoint_url
 
     @property
     def api_url(self) -> str:
