@@ -56,7 +56,7 @@ TEST_ENV := env -u AWS_PROFILE \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SECURITY_TOKEN=testing AWS_SESSION_TOKEN=testing
 
-.PHONY: help venv .venv sam-venv dynamodb-local security lint fmt test build deploy bench run invoke replay clean distclean
+.PHONY: help venv .venv sam-venv chromium dynamodb-local security lint fmt test build deploy bench run invoke replay clean distclean
 
 help:
 	@echo "make test       lint, then pytest (what CI runs)"
@@ -68,6 +68,7 @@ help:
 	@echo "make run        the whole service locally on a demo dataset (moto server, no AWS, no Docker)"
 	@echo "make replay FILE=export.csv [SLA=3600] [FORMAT=twcs|jsonl] [WORKERS=1]"
 	@echo "                backtest an export through the local stack: one JSON summary per brand"
+	@echo "                REPORT=report.html also writes a self-contained HTML report"
 	@echo "make invoke FN=IngestFunction EVENT=events/ingest_source.json"
 	@echo "                one function, as sam local invoke runs it, without Docker"
 	@echo "make venv       create/update .venv only;  make sam-venv: .sam-venv only"
@@ -145,7 +146,20 @@ security: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download \
 		--skip-check $(CHECKOV_SKIPS) --compact --quiet
 
-test: lint security $(DDB_LOCAL_STAMP)
+# Browser tests (tests/browser) drive Debian's chromium through Playwright (never Playwright's own
+# browser downloads). Installed here when missing and this is root with apt-get; otherwise one line
+# says so, and the browser tests skip (pytest says so at the end of the run too).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "apt-get install chromium (for the browser tests)"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+				echo "Chromium could not be installed: the browser tests will be skipped." >&2; \
+		else \
+			echo "Chromium is not installed (apt-get install chromium, as root): the browser tests will be skipped." >&2; \
+		fi; }
+
+test: lint security $(DDB_LOCAL_STAMP) chromium
 	$(TEST_ENV) $(BIN)/pytest
 
 bench: $(DEV_STAMP)
@@ -176,9 +190,9 @@ invoke: $(DEV_STAMP) $(DDB_LOCAL_STAMP)
 
 SLA ?= 3600
 replay: $(DEV_STAMP)
-	@test -n "$(FILE)" || { echo "usage: make replay FILE=path/to/export.csv [SLA=3600] [FORMAT=twcs|jsonl] [WORKERS=1]" >&2; exit 2; }
+	@test -n "$(FILE)" || { echo "usage: make replay FILE=path/to/export.csv [SLA=3600] [FORMAT=twcs|jsonl] [WORKERS=1] [REPORT=report.html]" >&2; exit 2; }
 	@# Not echoed: stdout carries only the JSON lines, for scripts (progress goes to stderr).
-	@$(BIN)/replyclock replay "$(FILE)" --sla-seconds "$(SLA)" --json $(if $(FORMAT),--format "$(FORMAT)") $(if $(WORKERS),--workers "$(WORKERS)")
+	@$(BIN)/replyclock replay "$(FILE)" --sla-seconds "$(SLA)" --json $(if $(FORMAT),--format "$(FORMAT)") $(if $(WORKERS),--workers "$(WORKERS)") $(if $(REPORT),--report "$(REPORT)")
 
 # --- housekeeping --------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """`replyclock`: run the whole service on this machine, or backtest an export through it.
 
     replyclock run [--replay FILE [--format twcs|jsonl]] [--port 3000] [--speed 12]
-    replyclock replay FILE [--format twcs|jsonl] [--sla-seconds 3600] [--json] [--workers N]
+    replyclock replay FILE [--format twcs|jsonl] [--sla-seconds 3600] [--json] [--workers N] [--report HTML]
     replyclock invoke FUNCTION -e events/FILE.json [--table auto|local|moto]
     replyclock demo OUT.jsonl
 
@@ -462,6 +462,11 @@ def command_replay(args: argparse.Namespace) -> int:
             print(json.dumps({"brand": brand_id, "summary": summary}), flush=True)
     else:
         print_summary_table(Console(), summaries)
+    if args.report:
+        from devtools.report import write_report
+
+        written = write_report(Path(args.report), outcome, args.sla_seconds, path.name)
+        console.print(f"report written to {written}")
     for brand_id, reason in result.failures.items():
         console.print(f"error: could not summarise {brand_id}: {reason}")
     return 4 if result.failures else 0
@@ -529,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="every brand's target for every priority, calendar clock (default 3600)",
     )
     replay.add_argument("--json", action="store_true", help='one JSON line per brand: {"brand", "summary"}')
+    replay.add_argument(
+        "--report", metavar="HTML", help="also write a self-contained HTML report (figures, distribution, heat map)"
+    )
     replay.add_argument(
         "--workers", type=_positive_int, default=1, help="processes to fold conversations in (default 1)"
     )

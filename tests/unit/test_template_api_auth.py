@@ -14,8 +14,17 @@ import pytest
 from devtools.template import load_template
 
 NO_VALUE = object()
-DOCS_ROUTES = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json")}
-APP_ROUTES = {
+DOCS_ROUTES = {
+    ("GET", "/health"),
+    ("GET", "/docs"),
+    ("GET", "/openapi.json"),
+    # The dashboard page and its assets: static, no data (the page calls the API with the caller's auth).
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/dashboard.js"),
+    ("GET", "/dashboard/charts.js"),
+    ("GET", "/dashboard/dashboard.css"),
+}
+APP_ROUTES = DOCS_ROUTES | {
     ("GET", "/metrics/summary"),
     ("GET", "/metrics/timeseries"),
     ("GET", "/metrics/distribution"),

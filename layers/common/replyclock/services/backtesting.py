@@ -124,6 +124,8 @@ class ExportFacts:
 class BacktestOutcome:
     facts: ExportFacts
     result: BacktestResult
+    # Every brand's hourly buckets over the export (for reports that go beyond the summary).
+    buckets: Buckets = field(default_factory=dict)
 
 
 def uniform_policy_brands(brand_ids: Iterable[str], sla_seconds: int) -> list[Brand]:
@@ -152,7 +154,7 @@ def backtest_export(path: Path, kind: str, sla_seconds: int, *, workers: int = 1
     for part in parts:
         for key, totals in part.items():
             buckets[key].merge(totals)
-    return BacktestOutcome(facts, summarize_brands(buckets, brands, window))
+    return BacktestOutcome(facts, summarize_brands(buckets, brands, window), dict(buckets))
 
 
 def summarize_brands(buckets: Buckets, brands: list[Brand], window: metrics.TimeWindow) -> BacktestResult:
