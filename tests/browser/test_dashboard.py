@@ -7,6 +7,7 @@ and follow the brand picker (driven by keyboard) in every panel.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +133,8 @@ def test_the_dashboard_shows_the_api_s_numbers_and_follows_the_brand_picker(
         ".filter(e => e.initiatorType !== 'fetch').reduce((sum, e) => sum + e.decodedBodySize, 0)"
     )
     print(f"dashboard: first contentful paint {paint:.0f} ms, page weight {weight} bytes (HTML, CSS, JS)")
+    measured = {"first_contentful_paint_ms": round(paint), "page_weight_bytes": weight, "bytes_received": watched.bytes}
+    (screenshots / "dashboard-measurements.json").write_text(json.dumps(measured, indent=2) + "\n")
     assert weight < 60_000
     assert_panels_match_the_api(page, stack, "acme")
     save(page, screenshots, "dashboard-wide-acme.png")

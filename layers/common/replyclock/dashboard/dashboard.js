@@ -109,6 +109,7 @@
     document.querySelectorAll("[data-due]").forEach(function (td) {
       var left = (Date.parse(td.getAttribute("data-due")) - now) / 1000;
       setText(td, left >= 0 ? RC.duration(left) : "overdue " + RC.duration(-left));
+      td.classList.toggle("overdue", left < 0);
     });
   }
 
