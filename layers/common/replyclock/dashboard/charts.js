@@ -34,13 +34,18 @@
       node.appendChild(el("text", { x: W - R, y: H - 6, "text-anchor": "end", "class": "tick" }, opts.xfmt(xs[xs.length - 1])));
     }
     opts.series.forEach(function (s, i) {
-      var d = "", pen = "M";
+      var d = "", pen = "M", color = s.color || PALETTE[i % PALETTE.length];
+      var gap = function (v) { return v === null || v === undefined; };
       s.values.forEach(function (v, j) {
-        if (v === null || v === undefined) { pen = "M"; return; }
+        if (gap(v)) { pen = "M"; return; }
         d += pen + X(xs[j]).toFixed(1) + " " + Y(v).toFixed(1) + " ";
         pen = "L";
+        // A point with no neighbour draws no line: mark it.
+        if (gap(s.values[j - 1]) && gap(s.values[j + 1])) {
+          node.appendChild(el("circle", { cx: X(xs[j]).toFixed(1), cy: Y(v).toFixed(1), r: 3, fill: color }));
+        }
       });
-      var path = el("path", { d: d, fill: "none", stroke: s.color || PALETTE[i % PALETTE.length], "stroke-width": 2,
+      var path = el("path", { d: d, fill: "none", stroke: color, "stroke-width": 2,
         "vector-effect": "non-scaling-stroke" });
       path.appendChild(el("title", {}, s.name));
       node.appendChild(path);

@@ -95,16 +95,22 @@
       row.appendChild(make("td", {}, o.item.channel));
       row.appendChild(make("td", {}, o.wait.priority));
       row.appendChild(make("td", { "data-since": o.wait.started_at }));
+      row.appendChild(make("td", { "data-at-risk": o.wait.at_risk_at }));
       row.appendChild(make("td", { "data-due": o.wait.due_at }));
       body.appendChild(row);
     });
-    if (!open.length) body.appendChild(make("tr")).appendChild(make("td", { colspan: 6 }, "No open waits."));
+    if (!open.length) body.appendChild(make("tr")).appendChild(make("td", { colspan: 7 }, "No open waits."));
     tick();
   }
   function tick() {
     var now = Date.now();
     document.querySelectorAll("[data-since]").forEach(function (td) {
       setText(td, RC.duration((now - Date.parse(td.getAttribute("data-since"))) / 1000));
+    });
+    document.querySelectorAll("[data-at-risk]").forEach(function (td) {
+      var left = (Date.parse(td.getAttribute("data-at-risk")) - now) / 1000;
+      setText(td, left >= 0 ? RC.duration(left) : "now");
+      td.classList.toggle("at_risk", left < 0);
     });
     document.querySelectorAll("[data-due]").forEach(function (td) {
       var left = (Date.parse(td.getAttribute("data-due")) - now) / 1000;
