@@ -31,4 +31,4 @@ moto_limits.install()
 # gives byte-identical JSON (tests/localstack/test_moto_json.py compares them).
 moto_json.install()
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.api"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.api", "tests.support.emulators"]

@@ -8,14 +8,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from devtools.lambda_runtime import FakeLambdaContext
 from devtools.streams import Record
-from replyclock.dal import table
 from replyclock.logic.aggregation import Granularity
 from replyclock.models.domain import AuthorRole, Brand, Post, Wait
 from tests.support.builders import T0
+from tests.support.emulators import TableEmulator, on_emulator
 from tests.support.expectations import (
     LaneKey,
     brand_directory,
@@ -106,16 +105,30 @@ def invoke(handler: Any, batch: list[Record]) -> None:
     assert response == {"batchItemFailures": []}
 
 
+# Each property runs on moto (40 examples) and, beside it, on AWS's DynamoDB Local (10: it starts once per
+# session; the examples cost about what moto's do), so that a behaviour in which the emulators differ fails a test.
+DYNAMODB_LOCAL_EXAMPLES = 10
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(posts=conversations(), seed=st.integers(0, 2**32 - 1))
 def test_any_delivery_gives_the_states_and_buckets_of_the_pure_waits(posts: list[Post], seed: int) -> None:
+    check_any_delivery(posts, seed, TableEmulator("moto"))
+
+
+@settings(max_examples=DYNAMODB_LOCAL_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(posts=conversations(), seed=st.integers(0, 2**32 - 1))
+def test_any_delivery_gives_the_states_and_buckets_of_the_pure_waits_on_dynamodb_local(
+    posts: list[Post], seed: int, dynamodb_local: str
+) -> None:
+    check_any_delivery(posts, seed, TableEmulator("dynamodb-local", dynamodb_local))
+
+
+def check_any_delivery(posts: list[Post], seed: int, table_emulator: TableEmulator) -> None:
     rng = random.Random(seed)
     directory = brand_directory(BRANDS)
     waits = expected_waits(posts, directory)
-    table.get_resource.cache_clear()
-    table.get_client.cache_clear()
-    table.get_table.cache_clear()
-    with mock_aws():
+    with on_emulator(table_emulator):
         # Given the posts stored in a random order, each possibly twice
         pipeline = Pipeline.create()
         pipeline.add_brands(BRANDS)
@@ -142,12 +155,21 @@ def test_any_delivery_gives_the_states_and_buckets_of_the_pure_waits(posts: list
 def test_states_that_change_version_by_version_give_exact_hourly_and_daily_buckets(
     posts: list[Post], seed: int
 ) -> None:
+    check_version_by_version(posts, seed, TableEmulator("moto"))
+
+
+@settings(max_examples=DYNAMODB_LOCAL_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(posts=conversations(), seed=st.integers(0, 2**32 - 1))
+def test_states_that_change_version_by_version_give_exact_hourly_and_daily_buckets_on_dynamodb_local(
+    posts: list[Post], seed: int, dynamodb_local: str
+) -> None:
+    check_version_by_version(posts, seed, TableEmulator("dynamodb-local", dynamodb_local))
+
+
+def check_version_by_version(posts: list[Post], seed: int, table_emulator: TableEmulator) -> None:
     rng = random.Random(seed)
     waits = expected_waits(posts, brand_directory(BRANDS))
-    table.get_resource.cache_clear()
-    table.get_client.cache_clear()
-    table.get_table.cache_clear()
-    with mock_aws():
+    with on_emulator(table_emulator):
         pipeline = Pipeline.create()
         pipeline.add_brands(BRANDS)
         measure = pipeline.consumers["MeasureFunction"].mapping.handler

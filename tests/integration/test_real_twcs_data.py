@@ -13,6 +13,7 @@ from replyclock.logic.aggregation import BucketTotals
 from replyclock.models.domain import Brand, WaitKind
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services.dispatching import poll_one
+from tests.support.emulators import TableEmulator, on_emulator
 from tests.support.pipeline import Pipeline
 from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank
 
@@ -24,21 +25,45 @@ pytestmark = [
 
 @pytest.mark.slow
 def test_first_waits_of_every_brand_match_an_exact_computation(pipeline: Pipeline, tmp_path: Path) -> None:
+    check_first_waits(pipeline, tmp_path)
+
+
+@pytest.mark.slow
+def test_first_waits_of_every_brand_match_an_exact_computation_on_dynamodb_local(
+    tmp_path: Path, dynamodb_local: str
+) -> None:
+    # The same, with the table on AWS's DynamoDB Local (its stream read through dynamodbstreams), on the
+    # file's first DYNAMODB_LOCAL_ROWS rows (a parent cut off stands as the root, in the oracle too), so
+    # that the run stays within make test's time
+    head = tmp_path / "head" / DATASET.name
+    head.parent.mkdir()
+    with DATASET.open(newline="", encoding="utf-8") as source, head.open("w", newline="", encoding="utf-8") as sink:
+        csv.writer(sink, lineterminator="\n").writerows(
+            row for _, row in zip(range(DYNAMODB_LOCAL_ROWS + 1), csv.reader(source), strict=False)
+        )
+    with on_emulator(TableEmulator("dynamodb-local", dynamodb_local)):
+        check_first_waits(Pipeline.create(), tmp_path, head, DYNAMODB_LOCAL_ROWS)
+
+
+DYNAMODB_LOCAL_ROWS = 2000
+
+
+def check_first_waits(pipeline: Pipeline, tmp_path: Path, dataset: Path = DATASET, rows: int = 5000) -> None:
     # Given the file as a replay source (every post goes through the post writer), brands being its
     # non-inbound authors
-    export = shutil.copy(DATASET, tmp_path / DATASET.name)
-    with DATASET.open(newline="", encoding="utf-8") as handle:
+    export = shutil.copy(dataset, tmp_path / dataset.name)
+    with dataset.open(newline="", encoding="utf-8") as handle:
         brand_ids = sorted({row["author_id"] for row in csv.DictReader(handle) if row["inbound"] == "False"})
     pipeline.add_brands(Brand(id=brand_id, name=brand_id) for brand_id in brand_ids)
     SourceStore(pipeline.table_name).put(Source(id="twcs", kind=SourceKind.REPLAY, replay_uri=str(export)))
     outcome = poll_one("twcs", table_name=pipeline.table_name, remaining_ms=lambda: 900_000, owner="test")
-    assert (outcome.received, outcome.ingested, outcome.rejected) == (5000, 5000, 0)
+    assert (outcome.received, outcome.ingested, outcome.rejected) == (rows, rows, 0)
 
     # When measure and aggregate consume the stream
     pipeline.run()
 
     # Then each brand's first waits (mentions), answered ones and p50/p90 match the exact computation
-    exact = exact_first_waits(DATASET)
+    exact = exact_first_waits(dataset)
     assert set(exact) <= set(brand_ids)
     for brand_id in brand_ids:
         first = BucketTotals()
