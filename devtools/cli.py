@@ -317,10 +317,13 @@ def command_run(args: argparse.Namespace) -> int:
         table=args.table,
         data_dir=data_dir,
     )
-    if args.table == "auto" and data_dir is None:
+    if args.table != "moto":
         from devtools.localstack.dynamodb_local import unavailable
 
         reason = unavailable()
+        if reason is not None and (data_dir is not None or args.table == "local"):
+            why = "--data keeps the table on DynamoDB Local" if data_dir is not None else "--table local"
+            raise SystemExit(f"{why}, which cannot run here: {reason}")
         if reason is not None:
             console.print(f"{reason}; the table runs on moto instead.")
     stack = LocalStack(options)

@@ -110,3 +110,22 @@ def test_a_client_that_hangs_up_early_prints_no_traceback(capsys: pytest.Capture
     errors = capsys.readouterr().err
     assert "BrokenPipeError" not in errors and "ConnectionResetError" not in errors
     assert "a real bug" in errors
+
+
+@pytest.mark.parametrize("argument", [["--data", "kept"], ["--table", "local"]])
+def test_asking_for_dynamodb_local_where_it_cannot_run_is_one_line(
+    argument: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a machine where DynamoDB Local is not installed
+    from devtools.localstack import dynamodb_local
+
+    monkeypatch.setattr(dynamodb_local, "INSTALL_DIR", tmp_path / "none")
+
+    # When the local stack is asked to keep its data there, or to run its table there
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--port", "0", *[str(tmp_path / a) if a == "kept" else a for a in argument]])
+
+    # Then it stops before starting anything, with one line saying why and what to do
+    message = str(stopped.value.code)
+    assert "cannot run here" in message and "make dynamodb-local" in message
+    assert "\n" not in message
