@@ -3,7 +3,9 @@
 events/<prefix>_*.json belongs to the function whose logical id is <Prefix>Function. Each
 function is loaded through the handler path the template names, with the environment the
 template gives it, against moto holding the template's own tables, queues, topics and
-bucket; the response must have the shape its trigger expects.
+bucket; the response must have the shape its trigger expects. One event of each function also
+goes through `replyclock invoke` (devtools/localstack/invoke.py, the Docker-free `sam local
+invoke`): its own container process, against a running local stack's resources.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from devtools.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack import invoke as local_invoke
 from devtools.localstack.cloudformation import Stack
 from devtools.localstack.functions import FunctionSpec, function_specs
 from devtools.localstack.http_api import template_routes
 from devtools.localstack.resources import deploy
+from devtools.localstack.stack import LocalStack, StackOptions
 from devtools.template import REPO_ROOT, load_template
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.sources import SourceStore
@@ -68,6 +72,13 @@ def test_every_event_file_belongs_to_a_function_and_every_function_has_one() -> 
 def stack(aws: None, tmp_path: Path) -> Iterator[Stack]:
     stack = Stack("replyclock-parity")
     deploy(stack)
+    seed(stack, tmp_path)
+    yield stack
+    get_settings.cache_clear()
+    import_measure_module_cache_reset()
+
+
+def seed(stack: Stack, tmp_path: Path) -> None:
     table = stack.physical["Table"].ref
     # The data the events refer to: the brand of the API events, the replay source of the
     # ingest event, and the post whose insertion the measure event reports.
@@ -93,9 +104,6 @@ def stack(aws: None, tmp_path: Path) -> Iterator[Stack]:
     for record in json.loads((EVENTS / "measure_post_inserts.json").read_text())["Records"]:
         image = record["dynamodb"]["NewImage"]
         get_table(table).put_item(Item={name: deserializer.deserialize(value) for name, value in image.items()})
-    import_measure_module_cache_reset()
-    yield stack
-    get_settings.cache_clear()
     import_measure_module_cache_reset()
 
 
@@ -170,3 +178,36 @@ def test_the_function_answers_its_event_in_the_shape_its_trigger_expects(
         check_http_response(response)
     else:
         assert isinstance(response, dict)
+
+
+@pytest.mark.slow
+def test_replyclock_invoke_answers_one_event_of_each_function_as_sam_local_invoke_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a running local stack holding the events' data, announced as `replyclock run` announces it
+    monkeypatch.setenv("REPLYCLOCK_RUNNING_FILE", str(tmp_path / "running.json"))
+    with LocalStack(StackOptions(api_port=0, log_dir=tmp_path / "logs")) as local:
+        seed(local.stack, tmp_path)
+        local_invoke.publish(local)
+        try:
+            specs = function_specs(local.stack)
+            for function in sorted(specs):
+                event_file = next(path for path in EVENT_FILES if function_for(path) == function)
+
+                # When `replyclock invoke FUNCTION -e events/FILE` runs it (its own container, the template's
+                # handler path, environment and layer, the running stack's resources)
+                outcome = local_invoke.invoke(function, json.loads(event_file.read_text()))
+
+                # Then it succeeds with its trigger's shape, and its logs are Lambda's
+                assert not outcome.error, (event_file.name, outcome.response, outcome.logs[-2000:])
+                assert "the running local stack" in outcome.where
+                assert "REPORT RequestId:" in outcome.logs
+                trigger = trigger_of(local.stack, specs[function])
+                if trigger == "stream":
+                    assert outcome.response == {"batchItemFailures": []}, event_file.name
+                elif trigger == "http":
+                    check_http_response(outcome.response)
+                else:
+                    assert isinstance(outcome.response, dict), event_file.name
+        finally:
+            local_invoke.withdraw()
