@@ -14,6 +14,7 @@ from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.compaction import CompactionCursorStore
 from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.exposure import ExposureStore
 from replyclock.dal.notifications import AlertPublisher
 from replyclock.dal.open_waits import OpenWaitIndex
 from replyclock.dal.posts import PostStore
@@ -24,7 +25,7 @@ from replyclock.observability import capture_lambda_handler, logger, metrics
 from replyclock.services.compacting import CompactionOutcome, compact_buckets
 from replyclock.services.measuring import directory_from
 from replyclock.services.rolling_up import RollupOutcome, roll_up
-from replyclock.services.sweeping import Alert, sweep
+from replyclock.services.sweeping import Alert, brand_exposures, sweep
 from replyclock.settings import get_settings
 
 # Compaction starts another hour, and roll-up another month, only with this much time left (a few Queries per brand).
@@ -85,6 +86,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for (brand, channel), gauge in outcome.gauges.items():
         _count("OpenWaits", brand, channel, gauge.open_waits)
         _count("OldestOpenWaitSeconds", brand, channel, gauge.oldest_open_wait_seconds, MetricUnit.Seconds)
+        _count("OpenExposure", brand, channel, gauge.open_exposure)
+    # What GET /metrics/summary reports as a brand's open exposure: one item per brand, zeros included.
+    exposure_store = ExposureStore(settings.table_name)
+    try:
+        known = sorted({brand.id for brand in brands} | set(exposure_store.brand_ids()))
+        exposure_store.put_all(brand_exposures(outcome.gauges, known, now))
+    except Throttled:
+        # The alerts are out; the summary shows the previous count (with its as_of) until the next minute.
+        logger.warning("open exposure not written (throttled); the next sweep writes it")
     logger.info(
         "swept",
         alerts=len(outcome.alerts),

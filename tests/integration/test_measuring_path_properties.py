@@ -66,6 +66,8 @@ def conversations(draw: st.DrawFn) -> list[Post]:
                     in_reply_to=reply_to,
                     conversation_id=f"conv{conversation}",
                     mentions=tuple(word[1:] for word in text.split() if word.startswith("@")),
+                    # A customer's reach is what their open waits expose (Wait.exposure).
+                    author_reach=None if is_brand else 100 * (index + 1),
                 )
             )
         posts.extend(thread)

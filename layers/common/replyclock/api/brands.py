@@ -142,6 +142,7 @@ def brand_out(brand: Brand) -> BrandResponse:
         handles=brand.handles,
         calendar=brand.calendar,
         auto_reply_patterns=brand.auto_reply_patterns,
+        handoff_patterns=brand.handoff_patterns,
         priority_rules=brand.priority_rules,
         sla_policy=policy_out(brand.current_policy),
     )

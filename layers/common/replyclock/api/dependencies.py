@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.exposure import ExposureStore
 from replyclock.dal.posts import PostStore
 from replyclock.dal.rollups import RollupStore
 from replyclock.settings import Settings, get_settings
@@ -33,12 +34,19 @@ class Stores:
     conversations: ConversationStore
     posts: PostStore
     rollups: RollupStore
+    exposure: ExposureStore
 
 
 def stores(settings: Annotated[Settings, Depends(api_settings)]) -> Stores:
     table = settings.table_name
     return Stores(
-        table, BucketStore(table), BrandStore(table), ConversationStore(table), PostStore(table), RollupStore(table)
+        table,
+        BucketStore(table),
+        BrandStore(table),
+        ConversationStore(table),
+        PostStore(table),
+        RollupStore(table),
+        ExposureStore(table),
     )
 
 

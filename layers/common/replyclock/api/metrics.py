@@ -26,7 +26,7 @@ from replyclock.api.parameters import (
 from replyclock.api.routing import new_router
 from replyclock.logic import metrics
 from replyclock.logic.aggregation import BucketTotals, Granularity, PeriodKey
-from replyclock.models.api import DistributionResponse, Interval, SummaryResponse, TimeseriesResponse
+from replyclock.models.api import DistributionResponse, Interval, OpenExposure, SummaryResponse, TimeseriesResponse
 from replyclock.models.domain import Clock
 from replyclock.observability import logger
 
@@ -101,7 +101,23 @@ def get_summary(
         priority=priority,
         clock=clock,
         window=window.to_model(),
+        exposure=open_exposure(stores, brand, channel) if priority is None else None,
         **figures.model_dump(),
+    )
+
+
+def open_exposure(stores: Stores, brand: str, channel: str | None) -> OpenExposure | None:
+    """The sweeper's latest count of the brand's (or channel's) open waits and their exposure: one GetItem."""
+    counted = stores.exposure.get(brand)
+    if counted is None:
+        return None
+    if channel is None:
+        return OpenExposure(open_waits=counted.open_waits, open_exposure=counted.open_exposure, as_of=counted.as_of)
+    of_channel = counted.channels.get(channel)
+    return OpenExposure(
+        open_waits=of_channel.open_waits if of_channel else 0,
+        open_exposure=of_channel.open_exposure if of_channel else 0,
+        as_of=counted.as_of,
     )
 
 

@@ -166,6 +166,9 @@ def state_to_item(state: ConversationState) -> dict[str, Any]:
         item["gsi1sk"] = sort_key
         item["open_since"] = index_time(open_wait.started_at)
         item["at_risk_at"] = index_time(open_wait.at_risk_at)
+        if open_wait.exposure:
+            # Projected into the open-waits index: the sweeper sums and orders by it without reading lanes.
+            item["exposure"] = open_wait.exposure
     return item
 
 

@@ -26,6 +26,8 @@ class OpenWaitEntry:
     open_since: datetime
     # None once the wait is breached: nothing more to do for it but wait for an answer.
     next_alert_at: datetime | None
+    # The audience of the opening post (author's reach plus reposts; 0 where the network reports neither).
+    exposure: int = 0
 
 
 def entry_from_item(item: dict[str, Any]) -> OpenWaitEntry:
@@ -41,6 +43,7 @@ def entry_from_item(item: dict[str, Any]) -> OpenWaitEntry:
         customer=str(item["sk"]).removeprefix(f"STATE#{brand_id}#"),
         open_since=parse_index_time(str(item["open_since"])),
         next_alert_at=next_alert_at,
+        exposure=int(item.get("exposure", 0)),
     )
 
 

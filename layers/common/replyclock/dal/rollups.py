@@ -58,7 +58,8 @@ def pack(totals: BucketTotals) -> str:
 def unpack(text: str) -> BucketTotals:
     counters, calendar, business = json.loads(text)
     totals = BucketTotals(calendar=_unpack_histogram(calendar), business=_unpack_histogram(business))
-    totals.counters.update({name: value for name, value in zip(COUNTER_NAMES, counters, strict=True) if value})
+    # Items packed before a counter was added hold fewer counters: the missing ones are zero.
+    totals.counters.update({name: value for name, value in zip(COUNTER_NAMES, counters, strict=False) if value})
     return totals
 
 

@@ -17,7 +17,8 @@ from enum import StrEnum
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Clock, ConversationState, Priority, Wait, WaitKind, WaitStatus
 
-COUNTER_NAMES = ("waits", "responded", "met", "breached", "at_risk", "open")
+# New counters go at the end: packed roll-ups (dal.rollups) list them in this order, and older items hold fewer.
+COUNTER_NAMES = ("waits", "responded", "met", "breached", "at_risk", "open", "handed_off", "after_handoff")
 
 
 class Granularity(StrEnum):
@@ -118,8 +119,12 @@ class BucketTotals:
             totals.counters["open"] = 1
         else:
             totals.counters["responded"] = 1
+            if wait.handed_off:
+                totals.counters["handed_off"] = 1
             totals.calendar.add(wait.calendar_seconds or 0.0)
             totals.business.add(wait.business_seconds or 0.0)
+        if wait.after_handoff:
+            totals.counters["after_handoff"] = 1
         if wait.status is WaitStatus.MET:
             totals.counters["met"] = 1
         elif wait.status is WaitStatus.BREACHED:

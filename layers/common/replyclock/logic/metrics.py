@@ -243,6 +243,9 @@ class _Accumulator:
             next_responded=later["responded"],
             next_response_seconds=latency_stats(self.histograms[WaitKind.NEXT]),
             next_sla=sla_stats(later),
+            handed_off=first["handed_off"],
+            handoff_rate=_ratio(first["handed_off"], first["responded"]),
+            after_handoff=later["after_handoff"],
         )
 
 

@@ -158,6 +158,7 @@ class BrandFold:
         self.facts = facts or BrandFacts()
         self._brand_of_handle = brand_of_handle
         self._auto_reply = auto_reply_matcher(brand)
+        self._handoff = handoff_matcher(brand)
 
     def addresses(self, post: Placed, parent: Placed | None) -> bool:
         """Whether a customer post is addressed to this brand (and may open a wait: see is_measured)."""
@@ -201,10 +202,11 @@ class BrandFold:
             else:
                 targets = [self.lanes.setdefault(customer, Lane(customer)) for customer in sorted(named)]
             targets = [lane for lane in targets if lane.last_key != post.key]
+            handed_off = any(lane.is_waiting for lane in targets) and self._handoff(post.post.text)
             for lane in targets:
                 if lane.is_waiting:
                     assert lane.current is not None
-                    lane.current = close_wait(lane.current, post, self.brand)
+                    lane.current = close_wait(lane.current, post, self.brand, handed_off=handed_off)
                 lane.last_key = post.key
             return {lane.customer for lane in targets}
         customer = post.customer
@@ -214,10 +216,12 @@ class BrandFold:
         if lane.last_key == post.key:
             return set()
         if not lane.is_waiting:
+            # A customer who speaks again in public after being taken to a private channel is still waiting.
+            after_handoff = lane.current is not None and lane.current.handed_off
             if lane.current is not None:
                 lane.superseded.append(lane.current)
             kind = WaitKind.NEXT if lane.wait_count else WaitKind.FIRST
-            lane.current = open_wait(post, customer, self.brand, kind)
+            lane.current = open_wait(post, customer, self.brand, kind, after_handoff=after_handoff)
             lane.wait_count += 1
             if lane.first_started_at is None:
                 lane.first_started_at = lane.current.started_at
@@ -276,6 +280,21 @@ def auto_reply_matcher(brand: Brand) -> Callable[[str], bool]:
     return matches
 
 
+def handoff_matcher(brand: Brand) -> Callable[[str], bool]:
+    """Whether a brand answer moves the conversation to a private channel ("DM us"): RE2, like auto-replies."""
+    if not brand.handoff_patterns:
+        return lambda text: False
+    matches, _ = compile_matcher(brand.handoff_patterns)
+    return matches
+
+
+def exposure_of(post: Post) -> int | None:
+    """The audience of a post: its author's reach plus its reposts, where the network reports them (else None)."""
+    counts = [post.author_reach, post.engagement.reposts if post.engagement else None]
+    known = [count for count in counts if count is not None]
+    return sum(known) if known else None
+
+
 def due_moment(started_at: datetime, seconds: float, policy: SLAPolicy, brand: Brand) -> datetime:
     """The moment `seconds` of the policy's clock have elapsed since `started_at`."""
     if policy.clock is Clock.BUSINESS:
@@ -283,7 +302,7 @@ def due_moment(started_at: datetime, seconds: float, policy: SLAPolicy, brand: B
     return started_at + timedelta(seconds=seconds)
 
 
-def open_wait(start: Placed, customer: str, brand: Brand, kind: WaitKind) -> Wait:
+def open_wait(start: Placed, customer: str, brand: Brand, kind: WaitKind, *, after_handoff: bool = False) -> Wait:
     started_at = start.effective_at
     priority = classify(start.post, brand)
     policy = brand.policy_at(started_at)
@@ -303,10 +322,12 @@ def open_wait(start: Placed, customer: str, brand: Brand, kind: WaitKind) -> Wai
         due_at=due_moment(started_at, target, policy, brand),
         at_risk_at=due_moment(started_at, target * policy.at_risk_fraction, policy, brand),
         status=WaitStatus.PENDING,
+        after_handoff=after_handoff,
+        exposure=exposure_of(start.post),
     )
 
 
-def close_wait(wait: Wait, end: Placed, brand: Brand) -> Wait:
+def close_wait(wait: Wait, end: Placed, brand: Brand, *, handed_off: bool = False) -> Wait:
     ended_at = end.effective_at
     calendar_seconds = (ended_at - wait.started_at).total_seconds()
     business = business_seconds(wait.started_at, ended_at, brand.calendar)
@@ -318,5 +339,6 @@ def close_wait(wait: Wait, end: Placed, brand: Brand) -> Wait:
             "calendar_seconds": calendar_seconds,
             "business_seconds": business,
             "status": WaitStatus.MET if elapsed <= wait.target_seconds else WaitStatus.BREACHED,
+            "handed_off": handed_off,
         }
     )

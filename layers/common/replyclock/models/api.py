@@ -95,6 +95,13 @@ class Figures(ApiModel):
     next_responded: int = Field(ge=0)
     next_response_seconds: LatencyStats
     next_sla: SLAStats = Field(description="SLA outcome of next responses.")
+    handed_off: int = Field(
+        default=0, ge=0, description="First responses that moved the conversation to a private channel ('DM us')."
+    )
+    handoff_rate: float | None = Field(default=None, description="handed_off / responded; null without responses.")
+    after_handoff: int = Field(
+        default=0, ge=0, description="Next waits a customer opened in public after being handed off ('still waiting')."
+    )
 
 
 class MetricsScope(ApiModel):
@@ -105,8 +112,24 @@ class MetricsScope(ApiModel):
     window: Window
 
 
+class OpenExposure(ApiModel):
+    """The audience watching a brand's unanswered complaints now, as the sweeper last counted it (every minute)."""
+
+    open_waits: int = Field(ge=0, description="Customers waiting for an answer now.")
+    open_exposure: int = Field(
+        ge=0, description="Sum over those waits of the opening post's author reach plus its reposts, where known."
+    )
+    as_of: datetime = Field(description="When the sweeper counted them.")
+
+
 class SummaryResponse(Figures, MetricsScope):
     """GET /metrics/summary."""
+
+    exposure: OpenExposure | None = Field(
+        default=None,
+        description="Open waits and their exposure now (not over the window), of the brand or of the channel asked "
+        "for; null before the sweeper's first count, or when a priority is asked for (counted per channel only).",
+    )
 
 
 class TimeseriesPoint(Figures):
@@ -240,7 +263,7 @@ def printable(value: str) -> str:
 def linear_time_pattern(value: str) -> str:
     error = pattern_error(value)
     if error is not None:
-        raise ValueError(f"auto-reply pattern {value!r} is {error}")
+        raise ValueError(f"pattern {value!r} is {error}")
     return value
 
 
@@ -266,6 +289,12 @@ class BrandInput(ApiModel):
         default_factory=list,
         max_length=MAX_PATTERNS,
         description="Case-insensitive RE2 regexes (linear-time: no backreferences or lookaround).",
+    )
+    handoff_patterns: list[AutoReplyPattern] | None = Field(
+        default=None,
+        max_length=MAX_PATTERNS,
+        description="Case-insensitive RE2 regexes: an answer matching one moves the conversation to a private channel "
+        "('DM us'); it counts as answered, flagged handed_off. Omit for the defaults; [] for none.",
     )
     priority_rules: list[PriorityRule] | None = Field(
         default=None, max_length=MAX_PRIORITY_RULES, description="Omit for the default rules."
@@ -348,6 +377,7 @@ class BrandResponse(ApiModel):
     handles: dict[str, list[str]]
     calendar: BusinessCalendar
     auto_reply_patterns: list[str]
+    handoff_patterns: list[str]
     priority_rules: list[PriorityRule]
     sla_policy: SLAPolicyOut = Field(description="The policy in force now.")
 

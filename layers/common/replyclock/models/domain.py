@@ -345,6 +345,26 @@ def public_channel(channel: str) -> str:
     return channel.removesuffix("-dm")
 
 
+# Brand answers that move the conversation to a private channel ("take it to DM"): RE2, case-insensitive
+# (logic.patterns). They count as answers; the wait they close is flagged handed_off.
+DEFAULT_HANDOFF_PATTERNS = (
+    # "DM us", "please DM your booking number", "check your DMs", "we've replied to your DM"; not an agent's
+    # initials signing a reply ("^DM", "*DM", "-DM").
+    r"(?:^|[^\w^*~/-])dm(?:s|ing|ed)?\b",
+    r"\bpm\s+(?:us|me)\b",
+    r"\b(?:send|shoot|drop)\s+(?:us|me)\s+an?\s+(?:quick\s+)?pm\b",
+    r"\b(?:via|by|in|through|over|into)\s+(?:an?\s+)?pms?\b",
+    r"\bdirect(?:ly)?\s+messag",
+    r"\bprivate(?:ly)?\s+messag",
+    r"\bmessage\s+us\s+(?:directly|privately)\b",
+    r"\bcheck\s+(?:your|ur)\s+(?:inbox|pms?)\b",
+    # Links that open a direct message: X/Twitter compose, Messenger.
+    r"(?:twitter|x)\.com/messages/compose",
+    r"\bm\.me/",
+    r"/direct_messages/",
+)
+
+
 def _default_rules() -> list[PriorityRule]:
     return [
         PriorityRule(priority=Priority.URGENT, hashtags=["#thissucks"], keywords=["outage", "is down", "not working"]),
@@ -363,6 +383,8 @@ class Brand(BaseModel):
     handles: dict[Channel, list[str]] = Field(default_factory=dict)
     calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
     auto_reply_patterns: list[str] = Field(default_factory=list)
+    # An answer matching one moves the conversation to a private channel (see DEFAULT_HANDOFF_PATTERNS).
+    handoff_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_HANDOFF_PATTERNS))
     priority_rules: list[PriorityRule] = Field(default_factory=_default_rules)
     # Oldest first; the last one is the policy in force now.
     sla_policies: list[SLAPolicy] = Field(default_factory=lambda: [SLAPolicy()], min_length=1)
@@ -374,14 +396,14 @@ class Brand(BaseModel):
     def _normalise_handles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return {channel: sorted({h.lower().lstrip("@") for h in handles}) for channel, handles in value.items()}
 
-    @field_validator("auto_reply_patterns")
+    @field_validator("auto_reply_patterns", "handoff_patterns")
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
                 re.compile(pattern)
             except re.error as error:
-                raise ValueError(f"auto-reply pattern {pattern!r} is not a valid regex: {error}") from error
+                raise ValueError(f"pattern {pattern!r} is not a valid regex: {error}") from error
         return value
 
     @field_validator("sla_policies")
@@ -441,6 +463,13 @@ class Wait(BaseModel):
     due_at: UtcDatetime
     at_risk_at: UtcDatetime
     status: WaitStatus
+    # The answer that closed it moved the conversation to a private channel ("DM us").
+    handed_off: bool = False
+    # It opened after the customer's previous wait was handed off (the customer came back in public).
+    after_handoff: bool = False
+    # The audience of the opening post while the wait is open: the author's reach (followers) plus the post's
+    # reposts, where the network reports them (logic.waits.exposure_of); None when it reports neither.
+    exposure: int | None = Field(default=None, ge=0)
 
     @property
     def is_open(self) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.exposure import BrandExposure, ChannelExposure
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.dal.posts import PostStore
 from replyclock.dal.table import ConditionFailed
@@ -101,6 +102,7 @@ class Alert:
                 "clock": self.wait.clock.value,
                 "started_at": self.wait.started_at.isoformat(),
                 "due_at": self.wait.due_at.isoformat(),
+                "exposure": self.wait.exposure,
             }
         )
 
@@ -109,6 +111,8 @@ class Alert:
 class OpenWaitGauge:
     open_waits: int
     oldest_open_wait_seconds: float
+    # The audience watching the unanswered complaints: the sum of their exposure (Wait.exposure).
+    open_exposure: int = 0
 
 
 @dataclass
@@ -140,8 +144,51 @@ def open_wait_gauges(entries: list[OpenWaitEntry], now: datetime) -> dict[tuple[
         key = (entry.brand_id, entry.channel)
         waited = max(0.0, (now - entry.open_since).total_seconds())
         previous = gauges.get(key, OpenWaitGauge(0, 0.0))
-        gauges[key] = OpenWaitGauge(previous.open_waits + 1, max(previous.oldest_open_wait_seconds, waited))
+        gauges[key] = OpenWaitGauge(
+            previous.open_waits + 1,
+            max(previous.oldest_open_wait_seconds, waited),
+            previous.open_exposure + entry.exposure,
+        )
     return gauges
+
+
+def brand_exposures(
+    gauges: dict[tuple[str, str], OpenWaitGauge], brand_ids: list[str], now: datetime
+) -> list[BrandExposure]:
+    """Each brand's open waits and their exposure now, in all and per channel; configured brands without open
+    waits get zeros, so a brand's item never keeps the count of a sweep that is past."""
+    channels: dict[str, dict[str, ChannelExposure]] = {brand_id: {} for brand_id in brand_ids}
+    for (brand_id, channel), gauge in sorted(gauges.items()):
+        channels.setdefault(brand_id, {})[channel] = ChannelExposure(gauge.open_waits, gauge.open_exposure)
+    return [
+        BrandExposure(
+            brand_id=brand_id,
+            as_of=now,
+            open_waits=sum(counts.open_waits for counts in by_channel.values()),
+            open_exposure=sum(counts.open_exposure for counts in by_channel.values()),
+            channels=by_channel,
+        )
+        for brand_id, by_channel in sorted(channels.items())
+    ]
+
+
+def due_in_alert_order(entries: list[OpenWaitEntry], now: datetime) -> list[OpenWaitEntry]:
+    """The waits the sweeper must act on now, the most exposed first (then the longest due, then by lane).
+
+    A team reading the alerts as they come sees first the complaints the most people are watching.
+    """
+    due = [entry for entry in entries if entry.next_alert_at is not None and entry.next_alert_at <= now]
+    return sorted(
+        due,
+        key=lambda entry: (
+            -entry.exposure,
+            entry.next_alert_at,
+            entry.brand_id,
+            entry.channel,
+            entry.conversation_id,
+            entry.customer,
+        ),
+    )
 
 
 def _waited(wait: Wait, now: datetime, brands: BrandDirectory) -> float:
@@ -164,9 +211,7 @@ def sweep(
     entries = index.all_open_waits()
     outcome = SweepOutcome(gauges=open_wait_gauges(entries, now))
     attempted: set[str] = set()
-    for entry in entries:
-        if entry.next_alert_at is None or entry.next_alert_at > now:
-            continue
+    for entry in due_in_alert_order(entries, now):
         alert = _advance(conversations, posts, brands, entry, now, outbox)
         if alert is None:
             outcome.skipped += 1
