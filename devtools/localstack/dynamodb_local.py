@@ -200,6 +200,13 @@ class DynamoDBLocal:
                 continue
         if process.stdin is not None:
             process.stdin.close()
+        # The JVM got the signal with its watchdog: wait until it has let go of its port (and its files).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.05)
 
     @property
     def pid(self) -> int | None:
