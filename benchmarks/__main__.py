@@ -35,8 +35,9 @@ ENVIRONMENT = {
 # What `make bench` runs, in this order.
 BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "thread_length", "ingest", "backtest")
 # Runnable by name, not part of `make bench`: api_rollups (hourly buckets alone vs daily roll-ups, ~3 minutes)
-# measured the decision recorded in docs/design-decisions.md.
-OPTIONAL = ("api_rollups",)
+# measured the decision recorded in docs/design-decisions.md; eta (the live wait estimate's backtest on a twcs
+# export, a few seconds) measured the one in docs/insights.md, "Live wait estimate".
+OPTIONAL = ("api_rollups", "eta")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TITLES = {
     "api_summary": "Summary API cost by window length (1-365 days) and post count (10k, 100k, 1M)",
