@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     import boto3
     from moto import mock_aws
 
-    from devtools.lambda_runtime import FakeLambdaContext, load_handler
-    from devtools.template import create_table_arguments
+    from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+    from devtools.localstack.template import create_table_arguments
     from replyclock.api.dependencies import current_time
     from replyclock.dal import table
     from replyclock.dal.brands import BrandStore

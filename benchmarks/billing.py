@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from benchmarks.wire import item_size
-from devtools.template import create_table_arguments
+from devtools.localstack.template import create_table_arguments
 
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from devtools.template import REPO_ROOT, resources_of_type
+from devtools.localstack.template import REPO_ROOT, resources_of_type
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 

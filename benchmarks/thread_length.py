@@ -28,7 +28,7 @@ from moto.backends import get_backend
 from moto.dynamodb.models.dynamo_type import DynamoType
 
 from benchmarks.billing import Bill, table_indexes
-from devtools.lambda_runtime import FakeLambdaContext
+from devtools.localstack.lambda_runtime import FakeLambdaContext
 from replyclock.dal import table
 from replyclock.models.domain import AuthorRole, Brand, Post
 from tests.support.expectations import brand_directory, expected_waits, stored_waits

@@ -21,14 +21,10 @@ os.environ.update(
     }
 )
 
-from devtools import moto_limits, moto_speedups  # noqa: E402
-from devtools.localstack import moto_json  # noqa: E402
+from devtools.localstack import moto_patches  # noqa: E402
 
-moto_speedups.install()
-# moto takes expressions DynamoDB refuses (over 4 KB, over 300 operators); these tests must not.
-moto_limits.install()
-# moto's generic response encoder dominates the slow suites; the local stack's DynamoDB fast path
-# gives byte-identical JSON (tests/localstack/test_moto_json.py compares them).
-moto_json.install()
+# Once, for the whole run (never uninstalled): moto refuses the expressions DynamoDB refuses, and
+# answers DynamoDB calls at the speed the slow suites need (devtools/localstack/moto_patches.py says why).
+moto_patches.install()
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.api", "tests.support.emulators"]

@@ -90,7 +90,7 @@ class Stack:
     ) -> None:
         self.name = name
         if template is None:
-            from devtools.template import load_template
+            from devtools.localstack.template import load_template
 
             template = load_template()
         self.template: Mapping[str, Any] = template

@@ -31,7 +31,7 @@ def serve(connection: Connection) -> None:
     for directory in reversed(config["sys_path"]):
         if directory not in sys.path:
             sys.path.insert(0, directory)
-    from devtools.lambda_runtime import FakeLambdaContext, load_handler
+    from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
 
     init_error: dict[str, Any] | None = None
     started = time.monotonic()

@@ -92,14 +92,10 @@ class Emulator:
         return url
 
     def _start_moto(self) -> str:
-        # The speedups patch moto's classes, so they must run in the process that hosts the server.
-        from devtools import moto_limits, moto_speedups
-        from devtools.localstack import moto_json
+        # They patch moto's classes, so they must be installed in the process that hosts the server.
+        from devtools.localstack import moto_patches
 
-        moto_speedups.install()
-        moto_json.install()
-        # Refusing what DynamoDB refuses is not a speedup: it stays installed.
-        moto_limits.install()
+        moto_patches.install()
         from moto.server import ThreadedMotoServer
 
         # werkzeug logs one line per request; the local stack makes hundreds per second.
@@ -125,10 +121,6 @@ class Emulator:
             pass
         self._server.stop()  # type: ignore[attr-defined]
         self._server = None
-        from devtools.localstack import moto_json
-
-        # Leave moto as this process found it (tests run mock_aws after a local stack).
-        moto_json.uninstall()
 
     def client_environment(self) -> dict[str, str]:
         variables = {**CLIENT_ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint_url}

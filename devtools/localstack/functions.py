@@ -2,7 +2,7 @@
 
 A FunctionWorker is one warm container of one function (reserved concurrency 1): a
 Python process (devtools.localstack.container) that imports the function's handler through the
-path the template names (devtools.lambda_runtime.load_handler), with exactly the
+path the template names (devtools.localstack.lambda_runtime.load_handler), with exactly the
 environment the template gives that function (Globals + its own Variables, intrinsics
 resolved) plus the variables the Lambda runtime sets. Events and results cross the
 process boundary as JSON, as they cross Lambda's. An invocation that outlives the
@@ -33,7 +33,7 @@ from devtools.localstack.cloudformation import REGION
 if TYPE_CHECKING:
     from devtools.localstack.cloudformation import Stack
 
-# Not imported from devtools.template: a container process should not pay for importing cfn-lint.
+# Not imported from devtools.localstack.template: a container process should not pay for importing cfn-lint.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # A new container may take this long to import its handler (cold start) before its first event.

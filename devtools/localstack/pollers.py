@@ -3,7 +3,7 @@
 Each mapping of the template (a function's `Type: DynamoDB` event) gets its own reader of
 the stream, as each Lambda event-source mapping reads a stream on its own. A poller reads
 new records, keeps those its FilterCriteria match, waits up to MaximumBatchingWindowInSeconds
-to fill a batch of BatchSize, and hands them to devtools.streams.EventSourceMapping, which
+to fill a batch of BatchSize, and hands them to devtools.localstack.streams.EventSourceMapping, which
 invokes the function with Lambda's semantics (partial failures retried from the first
 failed record, bisection, retry limit, on-failure queue).
 
@@ -26,8 +26,8 @@ import boto3
 
 from devtools.localstack.cloudformation import Stack
 from devtools.localstack.functions import Functions, FunctionSpec
-from devtools.streams import EventSourceMapping, Record, StreamReader, passes_filters
-from devtools.template import StreamMapping
+from devtools.localstack.streams import EventSourceMapping, Record, StreamReader, passes_filters
+from devtools.localstack.template import StreamMapping
 
 # Lambda polls each shard about four times a second.
 POLL_INTERVAL_SECONDS = 0.25

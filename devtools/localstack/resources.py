@@ -15,7 +15,7 @@ from typing import Any, cast
 import boto3
 
 from devtools.localstack.cloudformation import PhysicalResource, Stack
-from devtools.template import create_table_arguments
+from devtools.localstack.template import create_table_arguments
 
 # Properties a creator reads; others are recorded as ignored so nothing is dropped silently.
 _QUEUE_ATTRIBUTES = {
@@ -40,7 +40,7 @@ def _attribute_text(value: Any) -> str:
 
 def create_table(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
     name = str(properties.get("TableName") or stack.physical_name(logical_id))
-    # The same conversion the tests use (devtools.template), applied to the resolved properties.
+    # The same conversion the tests use (devtools.localstack.template), applied to the resolved properties.
     arguments = create_table_arguments(logical_id, name)
     dynamodb = boto3.client("dynamodb")
     try:

@@ -26,7 +26,7 @@ from devtools.localstack.http_api import AccessLog, LocalHttpApi, template_route
 from devtools.localstack.pollers import Checkpoints, PollerGroup, StreamPoller, stream_triggers
 from devtools.localstack.resources import deploy
 from devtools.localstack.schedules import Report, Scheduler, template_schedules
-from devtools.streams import passes_filters
+from devtools.localstack.streams import passes_filters
 
 if TYPE_CHECKING:
     from replyclock.models.domain import Brand

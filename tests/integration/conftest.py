@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from devtools.lambda_runtime import load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.settings import get_settings
 from tests.support.faults import Faults
 from tests.support.pipeline import Pipeline

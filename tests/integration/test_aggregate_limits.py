@@ -1,6 +1,6 @@
 """The aggregate step within DynamoDB's expression limits (4 KB, 300 operators), which moto alone does not check.
 
-tests/conftest.py installs devtools.moto_limits, so any UpdateItem DynamoDB would refuse fails here too.
+tests/conftest.py installs devtools.localstack.moto_patches, so any UpdateItem DynamoDB would refuse fails here too.
 """
 
 from __future__ import annotations

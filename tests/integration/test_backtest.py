@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.template import REPO_ROOT
+from devtools.localstack.template import REPO_ROOT
 from replyclock.services.backtesting import backtest_export
 from tests.support.builders import brand, customer
 from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from devtools.template import REPO_ROOT
+from devtools.localstack.template import REPO_ROOT
 
 
 def test_the_summary_benchmark_runs_and_checks_its_answers_on_a_small_dataset() -> None:

@@ -9,8 +9,8 @@ import boto3
 import time_machine
 from botocore.exceptions import ClientError
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.dal.aggregates import GUARD_PREFIX, bucket_item_key, guard_value
 from replyclock.dal.compaction import CompactionCursorStore
 from replyclock.dal.table import get_resource

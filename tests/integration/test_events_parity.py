@@ -20,14 +20,14 @@ import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.localstack import invoke as local_invoke
 from devtools.localstack.cloudformation import Stack
 from devtools.localstack.functions import FunctionSpec, function_specs
 from devtools.localstack.http_api import template_routes
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.localstack.resources import deploy
 from devtools.localstack.stack import LocalStack, StackOptions
-from devtools.template import REPO_ROOT, load_template
+from devtools.localstack.template import REPO_ROOT, load_template
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.sources import SourceStore
 from replyclock.dal.table import get_table

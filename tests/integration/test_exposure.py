@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import time_machine
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.dal.exposure import ExposureStore
 from replyclock.dal.open_waits import OpenWaitIndex
 from replyclock.models.domain import Brand, Engagement, SLAPolicy, SLATargets

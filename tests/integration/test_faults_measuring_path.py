@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from devtools.streams import EventSourceMapping
+from devtools.localstack.streams import EventSourceMapping
 from tests.support.expectations import (
     brand_directory,
     expected_waits,
@@ -106,7 +106,7 @@ def test_a_poison_record_is_parked_after_its_retries_while_every_other_record_co
         return {"batchItemFailures": failures}
 
     pipeline.consumers["MeasureFunction"].mapping = EventSourceMapping(
-        measure.mapping, measure.send_to_failure_queue, handler_with_a_poison
+        measure.mapping, measure.send_to_failure_queue, handler=handler_with_a_poison
     )
 
     # When the stream is consumed

@@ -10,8 +10,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.connectors.http import HttpError
 from replyclock.dal import credentials
 from replyclock.dal.credentials import CredentialsError, get_credentials

@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 from pytest_httpserver import HTTPServer
 
-from devtools.lambda_runtime import FakeLambdaContext, Handler, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, Handler, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.dal import credentials
 from replyclock.dal.posts import PostStore
 from replyclock.dal.sources import SourceStore, lease_key

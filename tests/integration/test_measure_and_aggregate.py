@@ -7,8 +7,8 @@ from typing import Any
 
 import boto3
 
-from devtools.lambda_runtime import FakeLambdaContext
-from devtools.streams import Record
+from devtools.localstack.lambda_runtime import FakeLambdaContext
+from devtools.localstack.streams import Record
 from replyclock.dal.conversations import post_item_key
 from replyclock.models.domain import Brand, WaitStatus
 from tests.support.builders import brand, customer

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devtools.lambda_runtime import FakeLambdaContext
-from devtools.streams import Record
+from devtools.localstack.lambda_runtime import FakeLambdaContext
+from devtools.localstack.streams import Record
 from replyclock.logic.aggregation import Granularity
 from replyclock.models.domain import AuthorRole, Brand, Post, Wait
 from tests.support.builders import T0

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devtools.lambda_runtime import FakeLambdaContext
+from devtools.localstack.lambda_runtime import FakeLambdaContext
 from tests.support.builders import T0, customer
 from tests.support.faults import Faults
 from tests.support.fixtures import load_event

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devtools.lambda_runtime import FakeLambdaContext
+from devtools.localstack.lambda_runtime import FakeLambdaContext
 from tests.support.faults import FaultInjector, Faults
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline

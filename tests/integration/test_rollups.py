@@ -14,8 +14,8 @@ import time_machine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.dal.aggregates import same_sums
 from replyclock.dal.rollups import months_between
 from replyclock.logic import metrics as metrics_logic

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, time, timedelta
 import boto3
 import time_machine
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.dal.conversations import OPEN_WAITS_INDEX, index_time
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.models.domain import (

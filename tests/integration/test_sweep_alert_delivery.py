@@ -10,8 +10,8 @@ import pytest
 import time_machine
 from botocore.exceptions import ClientError
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT
 from replyclock.dal import notifications
 from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex

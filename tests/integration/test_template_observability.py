@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import time_machine
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
-from devtools.template import REPO_ROOT, load_template, resources_of_type
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.template import REPO_ROOT, load_template, resources_of_type
 from replyclock.models.domain import Brand, SLAPolicy, SLATargets
 from replyclock.services.ingesting import PollOutcome, emit_metrics
 from tests.support.builders import T0, brand, customer

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from devtools.lambda_runtime import FakeLambdaContext, load_handler
+from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.localstack.stack import LocalStack, StackOptions, configure
 from replyclock.models.sources import Source, SourceKind
 from tests.support.api import API_APP

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from devtools.lambda_runtime import FakeLambdaContext
+from devtools.localstack.lambda_runtime import FakeLambdaContext
 from tests.support.pipeline import Pipeline
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -21,7 +21,7 @@ import boto3
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from devtools.template import create_table_arguments
+from devtools.localstack.template import create_table_arguments
 from replyclock.connectors.base import Connector
 from replyclock.connectors.http import Deadline
 from replyclock.dal.posts import REFRESHED_FIELDS

@@ -10,14 +10,58 @@ from typing import Any
 
 import boto3
 
-from devtools.streams import EventSourceMapping, Record, StreamReader
-from devtools.template import create_table_arguments, stream_mappings
+from devtools.localstack.lambda_runtime import load_handler
+from devtools.localstack.streams import EventSourceMapping, Record, StreamReader
+from devtools.localstack.template import (
+    REPO_ROOT,
+    StreamMapping,
+    create_table_arguments,
+    load_template,
+    resources_of_type,
+)
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.posts import PostStore
 from replyclock.dal.rollups import RollupStore
 from replyclock.models.domain import Brand, Post
+
+
+def stream_mappings() -> list[StreamMapping]:
+    """Each DynamoDB stream event source of template.yaml, with the handler it invokes."""
+    template = load_template()
+    defaults = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+    mappings = []
+    for name, resource in resources_of_type("AWS::Serverless::Function").items():
+        properties = resource["Properties"]
+        module, _, function_name = properties["Handler"].rpartition(".")
+        for event in properties.get("Events", {}).values():
+            if event["Type"] != "DynamoDB":
+                continue
+            spec = event["Properties"]
+            on_failure = spec.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            mappings.append(
+                StreamMapping(
+                    function=name,
+                    handler_path=REPO_ROOT / properties["CodeUri"] / f"{module.replace('.', '/')}.py",
+                    handler_name=function_name,
+                    batch_size=int(spec.get("BatchSize", 100)),
+                    maximum_retry_attempts=int(_resolve(spec.get("MaximumRetryAttempts", -1), defaults)),
+                    bisect_on_error=bool(spec.get("BisectBatchOnFunctionError", False)),
+                    report_batch_item_failures="ReportBatchItemFailures" in spec.get("FunctionResponseTypes", []),
+                    filter_patterns=tuple(
+                        json.loads(entry["Pattern"]) for entry in spec.get("FilterCriteria", {}).get("Filters", [])
+                    ),
+                    on_failure_queue=on_failure["Fn::GetAtt"][0] if isinstance(on_failure, dict) else None,
+                )
+            )
+    return mappings
+
+
+def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
+    if isinstance(value, dict) and "Ref" in value:
+        return parameters[value["Ref"]]
+    return value
 
 
 @dataclass
@@ -45,6 +89,8 @@ class Pipeline:
             mapping.function: Consumer(
                 EventSourceMapping(
                     mapping,
+                    # In this process, as the tests run every handler (the local stack runs them in containers).
+                    handler=load_handler(mapping.handler_path, mapping.handler_name),
                     send_to_failure_queue=lambda body, url=queues[mapping.on_failure_queue or ""]: sqs.send_message(
                         QueueUrl=url, MessageBody=json.dumps(body)
                     ),

@@ -1,4 +1,4 @@
-"""devtools.streams.EventSourceMapping delivers records with Lambda's DynamoDB-stream semantics.
+"""devtools.localstack.streams.EventSourceMapping delivers records with Lambda's DynamoDB-stream semantics.
 
 Fake handlers stand in for functions: each records the sequence numbers it was given and
 decides, per record, to succeed, fail the record (batchItemFailures) or raise.
@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from devtools.streams import EventSourceMapping, Record
-from devtools.template import StreamMapping
+from devtools.localstack.streams import EventSourceMapping, Record
+from devtools.localstack.template import StreamMapping
 
 SHARD = "shardId-0001"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devtools.template import load_template
+from devtools.localstack.template import load_template
 
 NO_VALUE = object()
 DOCS_ROUTES = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
-from devtools.template import load_template
+from devtools.localstack.template import load_template
 from replyclock.dal.brands import brand_key, policy_key
 from replyclock.dal.health import health_key
 from replyclock.dal.posts import identity_key

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devtools.template import load_template, resources_of_type
+from devtools.localstack.template import load_template, resources_of_type
 
 RESOURCES = load_template()["Resources"]
 FUNCTIONS = sorted(resources_of_type("AWS::Serverless::Function"))

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from devtools.streams import passes_filters
-from devtools.template import load_template, stream_mappings
+from devtools.localstack.streams import passes_filters
+from devtools.localstack.template import load_template
 from tests.support.fixtures import load_event
+from tests.support.pipeline import stream_mappings
 
 STREAM_FUNCTIONS = ("MeasureFunction", "AggregateFunction")
 

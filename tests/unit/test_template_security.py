@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devtools.template import load_template, resources_of_type
+from devtools.localstack.template import load_template, resources_of_type
 
 # SAM policy templates and the parameter that scopes each to one resource.
 SCOPED_POLICY_TEMPLATES = {

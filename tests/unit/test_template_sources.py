@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from devtools.template import load_template
+from devtools.localstack.template import load_template
 
 
 def test_ingest_has_one_schedule_the_every_minute_tick_naming_no_source() -> None:

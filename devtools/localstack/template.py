@@ -10,7 +10,7 @@ from typing import Any
 
 from cfnlint.decode import decode
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 # Properties that describe a table but that CreateTable does not take (or moto ignores).
@@ -65,39 +65,3 @@ class StreamMapping:
     report_batch_item_failures: bool
     filter_patterns: tuple[dict[str, Any], ...]
     on_failure_queue: str | None
-
-
-def stream_mappings() -> list[StreamMapping]:
-    template = load_template()
-    defaults = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
-    mappings = []
-    for name, resource in resources_of_type("AWS::Serverless::Function").items():
-        properties = resource["Properties"]
-        module, _, function_name = properties["Handler"].rpartition(".")
-        for event in properties.get("Events", {}).values():
-            if event["Type"] != "DynamoDB":
-                continue
-            spec = event["Properties"]
-            on_failure = spec.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-            mappings.append(
-                StreamMapping(
-                    function=name,
-                    handler_path=REPO_ROOT / properties["CodeUri"] / f"{module.replace('.', '/')}.py",
-                    handler_name=function_name,
-                    batch_size=int(spec.get("BatchSize", 100)),
-                    maximum_retry_attempts=int(_resolve(spec.get("MaximumRetryAttempts", -1), defaults)),
-                    bisect_on_error=bool(spec.get("BisectBatchOnFunctionError", False)),
-                    report_batch_item_failures="ReportBatchItemFailures" in spec.get("FunctionResponseTypes", []),
-                    filter_patterns=tuple(
-                        json.loads(entry["Pattern"]) for entry in spec.get("FilterCriteria", {}).get("Filters", [])
-                    ),
-                    on_failure_queue=on_failure["Fn::GetAtt"][0] if isinstance(on_failure, dict) else None,
-                )
-            )
-    return mappings
-
-
-def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
-    if isinstance(value, dict) and "Ref" in value:
-        return parameters[value["Ref"]]
-    return value

@@ -1,4 +1,4 @@
-"""Lambda's DynamoDB-stream event-source mapping, emulated against moto.
+"""Lambda's DynamoDB-stream event-source mapping, emulated (the local stack's pollers and the tests use it).
 
 Reads every shard of a table's stream, applies the mapping's FilterCriteria, batches
 records, and delivers them with Lambda's semantics: partial batch failures retried
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from devtools.lambda_runtime import FakeLambdaContext, Handler, load_handler
-from devtools.template import StreamMapping
+from devtools.localstack.lambda_runtime import FakeLambdaContext, Handler
+from devtools.localstack.template import StreamMapping
 
 Record = dict[str, Any]
 
@@ -130,16 +130,13 @@ class EventSourceMapping:
 
     mapping: StreamMapping
     send_to_failure_queue: Callable[[dict[str, Any]], None] | None = None
-    handler: Handler | None = None
+    # The function: the local stack's container, or the handler imported in the test's process.
+    handler: Handler = field(kw_only=True)
     report: DeliveryReport = field(default_factory=DeliveryReport)
     # The function's ARN in parked batches (default: the template's logical id).
     function_arn: str | None = None
     # True when the mapping is being shut down: delivery stops between invocations, nothing is parked.
     cancelled: Callable[[], bool] = lambda: False
-
-    def __post_init__(self) -> None:
-        if self.handler is None:
-            self.handler = load_handler(self.mapping.handler_path, self.mapping.handler_name)
 
     def deliver(self, shard_id: str, records: list[Record]) -> None:
         matching = [record for record in records if passes_filters(record, self.mapping.filter_patterns)]
@@ -174,7 +171,6 @@ class EventSourceMapping:
     def _invoke(self, batch: list[Record]) -> int | Exception | None:
         """None on success, the index of the first failed record, or the function's error."""
         self.report.invocations += 1
-        assert self.handler is not None
         try:
             response = self.handler({"Records": batch}, FakeLambdaContext(function_name=self.mapping.function))
         except Exception as error:  # noqa: BLE001 - any function error is what Lambda reacts to

@@ -1,4 +1,4 @@
-"""The local stack's fast JSON path for moto's DynamoDB responses gives exactly moto's own answers."""
+"""The fast JSON path of moto's DynamoDB responses (installed for the whole run) gives exactly moto's own answers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.core.responses import ActionResult, BaseResponse
 
-from devtools.localstack import moto_json
-from devtools.template import create_table_arguments
+from devtools.localstack import moto_patches
+from devtools.localstack.template import create_table_arguments
 
 
 @pytest.fixture
@@ -21,9 +21,9 @@ def compared(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, l
     seen: dict[str, list[str]] = {"same": [], "different": [], "fallback": []}
 
     def both(self: BaseResponse, result: ActionResult) -> Any:
-        status, headers, body = moto_json.original_serialized(self, result)
-        if self.boto3_service_name in moto_json.SERVICES and not isinstance(result.result, Exception):
-            fast = moto_json.fast_body(self.boto3_service_name, self._get_action(), result.result)
+        status, headers, body = moto_patches.original_serialized(self, result)
+        if self.boto3_service_name in moto_patches.JSON_SERVICES and not isinstance(result.result, Exception):
+            fast = moto_patches.fast_body(self.boto3_service_name, self._get_action(), result.result)
             verdict = "fallback" if fast is None else "same" if json.loads(fast) == json.loads(body) else "different"
             seen[verdict].append(self._get_action())
         return status, headers, body
@@ -88,23 +88,23 @@ def test_responses_of_every_kind_of_item_and_call_are_identical(compared: dict[s
     assert set(compared["same"]) >= {"GetItem", "Query", "UpdateItem", "BatchGetItem", "Scan", "GetRecords"}
 
 
+def test_the_patches_are_installed_once_for_the_whole_run() -> None:
+    # tests/conftest.py installed them; the local stack installs them again: that changes nothing
+    installed = BaseResponse.serialized
+    moto_patches.install()
+    assert BaseResponse.serialized is installed
+    assert installed is not moto_patches.original_serialized
+
+
 def test_errors_keep_moto_s_own_serializer(aws: None) -> None:
-    moto_json.install()
-    try:
-        with pytest.raises(ClientError) as raised:
-            boto3.client("dynamodb").get_item(TableName="missing", Key={"pk": {"S": "x"}})
-    finally:
-        moto_json.uninstall()
+    with pytest.raises(ClientError) as raised:
+        boto3.client("dynamodb").get_item(TableName="missing", Key={"pk": {"S": "x"}})
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_installed_the_client_reads_the_same_items(aws: None) -> None:
-    moto_json.install()
-    try:
-        client = boto3.client("dynamodb")
-        client.create_table(**create_table_arguments("Table", "fast-json"))
-        client.put_item(TableName="fast-json", Item={"pk": {"S": "a"}, "sk": {"S": "b"}, "n": {"N": "1.5"}})
-        found = client.get_item(TableName="fast-json", Key={"pk": {"S": "a"}, "sk": {"S": "b"}})["Item"]
-    finally:
-        moto_json.uninstall()
+    client = boto3.client("dynamodb")
+    client.create_table(**create_table_arguments("Table", "fast-json"))
+    client.put_item(TableName="fast-json", Item={"pk": {"S": "a"}, "sk": {"S": "b"}, "n": {"N": "1.5"}})
+    found = client.get_item(TableName="fast-json", Key={"pk": {"S": "a"}, "sk": {"S": "b"}})["Item"]
     assert found == {"pk": {"S": "a"}, "sk": {"S": "b"}, "n": {"N": "1.5"}}
