@@ -63,7 +63,7 @@ GUARD_RETENTION = timedelta(hours=48)
 _HISTOGRAM_PREFIX = {"calendar": "c", "business": "b"}
 _COUNTERS = frozenset(COUNTER_NAMES)
 # DynamoDB refuses an expression over 4 KB or with more than 300 operators (moto does not check;
-# devtools/moto_limits.py makes it, in tests and the local stack).
+# devtools/localstack/moto_patches.py makes it, in tests and the local stack).
 MAX_EXPRESSION_BYTES = 4096
 MAX_EXPRESSION_OPERATORS = 300
 _SORT_KEY_PREFIX = {Granularity.HOUR: "H", Granularity.DAY: "D"}
