@@ -26,6 +26,7 @@ ROUTES = {
     ("PUT", "/brands/{brand_id}"),
     ("GET", "/brands/{brand_id}/sla-policy"),
     ("PUT", "/brands/{brand_id}/sla-policy"),
+    ("GET", "/brands/{brand_id}/eta"),
     ("GET", "/sources"),
     ("GET", "/sources/{source_id}"),
     ("PUT", "/sources/{source_id}"),

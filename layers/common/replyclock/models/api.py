@@ -519,3 +519,98 @@ class SourceDeleted(ApiModel):
     id: str
     deleted: bool
     cursor_kept: bool = Field(description="True: PUT the same id again and it resumes where it stopped.")
+
+
+# Live wait estimate (issue 16, item 5): GET /brands/{id}/eta.
+
+
+class EtaInterval(ApiModel):
+    low_seconds: float = Field(ge=0, description="The 5th percentile of the trailing 7 days' first responses.")
+    high_seconds: float = Field(ge=0, description="The 95th percentile of the trailing 7 days' first responses.")
+    coverage: float = Field(
+        description="The share of actual waits it is meant to hold: 0.8. The 5th-95th percentile range, not the "
+        "10th-90th, because that is the range that held 80% of actual waits in the backtest (docs/insights.md)."
+    )
+
+
+class EtaBasedOn(ApiModel):
+    """What the estimate was made from: the sample sizes, and the backlog it was made alongside."""
+
+    recent_answered: int = Field(
+        ge=0, description="First waits that started in the trailing 7 days and have been answered."
+    )
+    hour_of_week_answered: int = Field(
+        ge=0,
+        description="Of first waits that started within an hour of this hour of the week, this week and in the 4 "
+        "weeks before, those answered.",
+    )
+    answers_per_hour: float = Field(ge=0, description="recent_answered per hour of the trailing 7 days.")
+    open_waits: int | None = Field(
+        description="Customers of the brand (and channel, when asked) waiting for an answer now, as the sweeper last "
+        "counted them (every priority); null before its first count."
+    )
+    open_waits_as_of: datetime | None = Field(description="When the sweeper counted them.")
+    clearance_seconds: float | None = Field(
+        description="How long answering open_waits would take at answers_per_hour. Reported, not added to the "
+        "estimate: in the backtest, adding it made the estimate worse."
+    )
+
+
+class EtaResponse(ApiModel):
+    """GET /brands/{id}/eta: how long a mention arriving now will likely wait for its first response."""
+
+    brand: BrandId
+    channel: Channel | None
+    priority: Priority | None
+    as_of: datetime = Field(description="The instant the estimate is for (now).")
+    basis: Literal["hour_of_week", "recent", "not_enough_history"] = Field(
+        description="hour_of_week: the expected wait is the median first response at this hour of the week (this "
+        "week's last hours and the same hours of the 4 weeks before); recent: too few of those, the median of the "
+        "trailing 7 days; not_enough_history: fewer than 5 answered first waits in the trailing 7 days, no estimate."
+    )
+    expected_seconds: float | None = Field(description="The expected first-response time; null without enough history.")
+    interval: EtaInterval | None = Field(description="An 80% interval around it; null without enough history.")
+    based_on: EtaBasedOn
+    message: str | None = Field(description="Why there is no estimate, when there is none.")
+
+
+class SurgePostOut(ApiModel):
+    """One post a surge shows: an unanswered mention of it when it opened, the most exposed first."""
+
+    post_id: str
+    conversation_id: str
+    customer: str
+    posted_at: datetime
+    exposure: int = Field(description="The author's reach plus the post's reposts, where the network reports them.")
+    url: str | None
+    excerpt: str
+
+
+class SurgeOut(ApiModel):
+    """One surge episode: a brand's channel receiving far more mentions than its own baseline."""
+
+    id: str = Field(description="`<brand>:<channel>:<slot it opened in>`: the same in the alert.")
+    channel: str
+    status: Literal["open", "closed"]
+    started_at: datetime = Field(description="The start of the first 5-minute slot of the window that opened it.")
+    opened_at: datetime = Field(description="When the sweeper saw it.")
+    ended_at: datetime | None = Field(description="The start of the slot in which the rate was judged returned.")
+    closed_at: datetime | None = Field(description="When the sweeper saw the rate return; null while open.")
+    window_minutes: int = Field(description="The evaluation window that opened it: 5 or 15 minutes.")
+    arrivals: int = Field(description="Waits opened (mentions) in that window.")
+    expected: float = Field(description="What the brand's baseline expected in that window.")
+    ratio: float = Field(description="arrivals / expected.")
+    baseline_per_5min: float = Field(description="The baseline it is judged against until it closes.")
+    peak_arrivals_per_5min: int = Field(description="The busiest 5-minute slot seen while it was open.")
+    top_posts: list[SurgePostOut]
+
+
+class SurgeList(ApiModel):
+    """GET /brands/{id}/surges."""
+
+    brand_id: str
+    since: datetime
+    until: datetime
+    open: list[SurgeOut] = Field(description="Open now (whenever they started).")
+    surges: list[SurgeOut] = Field(description="Opened in the window, open or closed, newest first.")
+    truncated: bool = Field(description="More surges opened in the window than `limit`: narrow it.")
