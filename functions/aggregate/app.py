@@ -12,8 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.rollups import RollupStore
+from replyclock.dal.surges import SurgeStore
 from replyclock.observability import capture_lambda_handler, logger, metrics
 from replyclock.services.aggregating import apply_state_changes, parse_changes
+from replyclock.services.surging import count_arrivals
 from replyclock.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -30,8 +32,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     records = event.get("Records", [])
     changes, unreadable = parse_changes(records)
     table = get_settings().table_name
-    outcome = apply_state_changes(BucketStore(table), RollupStore(table), changes, now=datetime.now(UTC))
-    failed = unreadable | outcome.failed_sequence_numbers
+    now = datetime.now(UTC)
+    outcome = apply_state_changes(BucketStore(table), RollupStore(table), changes, now=now)
+    # Arrivals per 5-minute slot, for surges: the same changes, exactly once, in their own items.
+    arrivals_failed = count_arrivals(SurgeStore(table), changes, now)
+    failed = unreadable | outcome.failed_sequence_numbers | arrivals_failed
     logger.info(
         "applied state changes",
         records=len(records),

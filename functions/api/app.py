@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from replyclock.api import brands, conversations, dashboard, eta, health, metrics, sources
+from replyclock.api import brands, conversations, dashboard, eta, health, metrics, sources, surges
 from replyclock.api.access import authorise
 from replyclock.api.docs import enable_docs
 from replyclock.api.errors import accept_json_bodies_only, bounded_json_loads, register_error_handlers
@@ -18,7 +18,7 @@ app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=boun
 accept_json_bodies_only(app)
 # Per-brand authorisation before any route runs (replyclock.api.access).
 app.use(middlewares=[authorise])
-for module in (metrics, conversations, brands, eta, sources, health, dashboard):
+for module in (metrics, conversations, brands, eta, sources, surges, health, dashboard):
     app.include_router(module.router)
 register_error_handlers(app)
 enable_docs(app)

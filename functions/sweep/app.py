@@ -3,6 +3,7 @@ roll up settled days."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +20,14 @@ from replyclock.dal.notifications import AlertPublisher
 from replyclock.dal.open_waits import OpenWaitIndex
 from replyclock.dal.posts import PostStore
 from replyclock.dal.rollups import RollupStore
+from replyclock.dal.surges import SurgeStore
 from replyclock.dal.table import Throttled
 from replyclock.models.domain import WaitStatus
 from replyclock.observability import capture_lambda_handler, logger, metrics
 from replyclock.services.compacting import CompactionOutcome, compact_buckets
 from replyclock.services.measuring import directory_from
 from replyclock.services.rolling_up import RollupOutcome, roll_up
+from replyclock.services.surging import SurgeAlert, UnansweredTopPosts, watch_surges
 from replyclock.services.sweeping import Alert, brand_exposures, sweep
 from replyclock.settings import get_settings
 
@@ -36,6 +39,47 @@ def _count(name: str, brand: str, channel: str, value: float, unit: MetricUnit =
     with single_metric(name=name, unit=unit, value=value) as metric:
         metric.add_dimension(name="brand", value=brand)
         metric.add_dimension(name="channel", value=channel)
+
+
+@dataclass(frozen=True)
+class SurgeCounts:
+    opened: int
+    closed: int
+
+
+def _watch_surges(
+    table_name: str, brand_ids: list[str], now: datetime, publisher: AlertPublisher
+) -> SurgeCounts | None:
+    """Open and close mention surges (services.surging), alert the openings; None when throttled (next minute)."""
+
+    def publish(alert: SurgeAlert) -> None:
+        episode = alert.episode
+        publisher.publish(
+            alert.subject,
+            alert.message(),
+            {"alert_id": alert.alert_id, "brand": episode.brand_id, "channel": episode.channel, "status": "surge"},
+        )
+        _count("MentionSurge", episode.brand_id, episode.channel, 1)
+
+    outbox = AlertOutbox(table_name)
+    top_posts = UnansweredTopPosts(OpenWaitIndex(table_name), ConversationStore(table_name), PostStore(table_name))
+    try:
+        watch = watch_surges(SurgeStore(table_name), brand_ids, now, publish, outbox, top_posts)
+    except Throttled:
+        # Nothing half-done matters: an opening is claimed before its alert, and the next sweep finishes it.
+        logger.warning("surges not evaluated (throttled); the next sweep does")
+        return None
+    for (brand, channel), ratio in watch.ratios.items():
+        _count("SurgeRatio", brand, channel, ratio, MetricUnit.NoUnit)
+    if watch.failed:
+        logger.error("surge alert publish failed; pending until a later sweep delivers it", failed=watch.failed[:5])
+    if watch.opened or watch.closed:
+        logger.info(
+            "surges",
+            opened=[episode.surge_id for episode in watch.opened],
+            closed=[episode.surge_id for episode in watch.closed],
+        )
+    return SurgeCounts(len(watch.opened), len(watch.closed))
 
 
 @logger.inject_lambda_context
@@ -95,6 +139,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Throttled:
         # The alerts are out; the summary shows the previous count (with its as_of) until the next minute.
         logger.warning("open exposure not written (throttled); the next sweep writes it")
+    surges = _watch_surges(settings.table_name, [brand.id for brand in brands], now, publisher)
     logger.info(
         "swept",
         alerts=len(outcome.alerts),
@@ -140,6 +185,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "alerts": len(outcome.alerts),
         "alerts_pending": len(outcome.failed),
         "skipped": outcome.skipped,
+        "surges_opened": surges.opened if surges else 0,
         "compacted_hours": len(compaction.hours),
         "rollups_written": rollups.rollups_written,
     }

@@ -30,6 +30,7 @@ from replyclock.dal.table import ConditionFailed
 from replyclock.logic.business_time import business_seconds
 from replyclock.models.domain import Clock, ConversationState, Wait, WaitStatus
 from replyclock.services.measuring import BrandDirectory
+from replyclock.services.surging import is_surge_alert
 
 MAX_ATTEMPTS = 3
 EXCERPT_CHARACTERS = 280
@@ -263,7 +264,8 @@ def _retry_pending(
     attempted: set[str],
 ) -> None:
     for entry in outbox.pending():
-        if entry.alert_id in attempted:
+        if entry.alert_id in attempted or is_surge_alert(entry.record):
+            # Surge alerts share the outbox; services.surging retries them.
             continue
         alert = Alert.from_record(entry.record)
         wait = alert.wait
