@@ -27,6 +27,7 @@ ROUTES = {
     ("GET", "/brands/{brand_id}/sla-policy"),
     ("PUT", "/brands/{brand_id}/sla-policy"),
     ("GET", "/brands/{brand_id}/eta"),
+    ("GET", "/brands/{brand_id}/surges"),
     ("GET", "/sources"),
     ("GET", "/sources/{source_id}"),
     ("PUT", "/sources/{source_id}"),
