@@ -57,15 +57,31 @@ def table(reports: list[ScopeReport]) -> list[str]:
     return lines
 
 
+def alternatives_table(scores: dict[str, Score]) -> list[str]:
+    lines = [
+        "| all brands, the same waits | median abs. error (s) | interval coverage | median width (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, score in scores.items():
+        lines.append(
+            f"| {name} | {_seconds(score.median_absolute_error)} | {_share(score.coverage)} "
+            f"| {_seconds(score.median_width)} |"
+        )
+    return lines
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks eta", description=__doc__)
     parser.add_argument("export", nargs="?", type=Path, default=DEFAULT_EXPORT, help="a twcs CSV export")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    reports = backtest_export(args.export)
+    reports, scores = backtest_export(args.export)
     if args.json:
-        print(json.dumps([as_json(report) for report in reports], indent=2))
+        alternatives = {name: _summary(score) for name, score in scores.items()}
+        print(json.dumps({"scopes": [as_json(report) for report in reports], "alternatives": alternatives}, indent=2))
         return
     print("\n".join(table(reports)))
+    print()
+    print("\n".join(alternatives_table(scores)))
     print(f"\n{args.export.name}: backtest took {time.perf_counter() - started:.1f} s")

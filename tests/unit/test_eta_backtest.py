@@ -143,3 +143,15 @@ def test_an_export_is_folded_with_the_measuring_paths_waits(tmp_path: Path) -> N
 
     assert sorted((w.customer, w.calendar_seconds) for w in waits) == [("101", 180.0), ("102", None)]
     assert {w.kind for w in waits} == {WaitKind.FIRST} and eta.MIN_ANSWERED > len(waits)
+
+
+def test_the_alternatives_are_scored_on_the_waits_the_report_scores() -> None:
+    waits = [wait(n, T0 + timedelta(hours=n), 100.0 * (n % 4 + 1)) for n in range(12)]
+    waits.append(wait(50, T0 + timedelta(hours=20), None))  # open: floors the backlog alternative
+    predictions = estimating.predict_in_time_order(waits)
+
+    report, scores = estimating.score(predictions, "acme"), estimating.alternatives(predictions)
+
+    as_served = scores["the estimate (as served)"]
+    assert as_served.absolute_errors == report.eta.absolute_errors and as_served.covered == report.eta.covered
+    assert all(len(score.absolute_errors) == report.compared for score in scores.values())

@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from replyclock.logic import eta
 from replyclock.logic.aggregation import BucketKey, BucketTotals
+from replyclock.logic.histogram import LatencyHistogram
 from replyclock.logic.waits import brands_in_conversation, fold_conversation, placed_conversation
 from replyclock.models.domain import Post, Wait, WaitKind, WaitStatus
 from replyclock.services import backtesting
@@ -84,6 +85,8 @@ class Prediction:
     actual_seconds: float | None
     estimate: eta.WaitEstimate
     baseline: tuple[float, float, float] | None  # (median, 10th, 90th percentile)
+    # What the estimate was made from (for the alternatives the report weighs against it).
+    history: eta.WaitHistory
 
 
 class _Table:
@@ -109,8 +112,8 @@ class _Table:
         if wait.kind is WaitKind.FIRST and wait.ended_at is not None and wait.calendar_seconds is not None:
             self.answers[(wait.brand_id, wait.channel)].append((wait.ended_at, wait.calendar_seconds))
 
-    def estimate(self, brand_id: str, channel: str, now: datetime) -> eta.WaitEstimate:
-        """As GET /brands/{brand_id}/eta?channel= would answer at `now`."""
+    def history(self, brand_id: str, channel: str, now: datetime) -> eta.WaitHistory:
+        """What GET /brands/{brand_id}/eta?channel= would read at `now`."""
         recent_window = eta.recent_window(now)
         profile_windows = eta.profile_windows(now)
         recent, profile = [], []
@@ -122,10 +125,9 @@ class _Table:
                 recent.append(stored)
             if any(window.start <= key.starts_at < window.end for window in profile_windows):
                 profile.append(stored)
-        history = eta.history_from(
+        return eta.history_from(
             recent, profile, recent_hours=recent_window.hours, open_waits=self.open_waits[(brand_id, channel)]
         )
-        return eta.estimate(history)
 
     def baseline(self, brand_id: str, channel: str, now: datetime) -> tuple[float, float, float] | None:
         """Median (and 10th, 90th percentile) first response of the answers of the trailing 7 days."""
@@ -167,12 +169,14 @@ def predict_in_time_order(waits: Iterable[Wait]) -> list[Prediction]:
         elif what == _ANSWER:
             table.answer(wait)
         else:
+            history = table.history(wait.brand_id, wait.channel, moment)
             predictions.append(
                 Prediction(
                     wait=wait,
                     actual_seconds=wait.calendar_seconds,
-                    estimate=table.estimate(wait.brand_id, wait.channel, moment),
+                    estimate=eta.estimate(history),
                     baseline=table.baseline(wait.brand_id, wait.channel, moment),
+                    history=history,
                 )
             )
     return predictions
@@ -251,5 +255,66 @@ def backtest(predictions: Sequence[Prediction], busiest: int = BUSIEST) -> list[
     return reports
 
 
-def backtest_export(path: Path, kind: str = "twcs", busiest: int = BUSIEST) -> list[ScopeReport]:
-    return backtest(predict_in_time_order(export_waits(path, kind)), busiest)
+def backtest_export(
+    path: Path, kind: str = "twcs", busiest: int = BUSIEST
+) -> tuple[list[ScopeReport], dict[str, Score]]:
+    predictions = predict_in_time_order(export_waits(path, kind))
+    return backtest(predictions, busiest), alternatives(predictions)
+
+
+# Alternatives to the estimate, each from the same history: what the design was chosen against.
+Predictor = Callable[[eta.WaitHistory, eta.WaitEstimate], tuple[float, float, float]]
+
+
+def _as_made(history: eta.WaitHistory, made: eta.WaitEstimate) -> tuple[float, float, float]:
+    assert made.expected_seconds is not None and made.low_seconds is not None and made.high_seconds is not None
+    return made.expected_seconds, made.low_seconds, made.high_seconds
+
+
+def _quantile(histogram: LatencyHistogram, q: float) -> float:
+    value = histogram.quantile(q)
+    assert value is not None
+    return value
+
+
+def _week_only(history: eta.WaitHistory, made: eta.WaitEstimate) -> tuple[float, float, float]:
+    _, low, high = _as_made(history, made)
+    return _quantile(history.recent, eta.MEDIAN), low, high
+
+
+def _nominal_interval(history: eta.WaitHistory, made: eta.WaitEstimate) -> tuple[float, float, float]:
+    expected, _, _ = _as_made(history, made)
+    low, high = _quantile(history.recent, 0.10), _quantile(history.recent, 0.90)
+    return expected, min(low, expected), max(high, expected)
+
+
+def _backlog_floor(history: eta.WaitHistory, made: eta.WaitEstimate) -> tuple[float, float, float]:
+    expected, low, high = _as_made(history, made)
+    floor = made.clearance_seconds or 0.0
+    return max(expected, floor), low, max(high, floor)
+
+
+def _backlog_scaled(history: eta.WaitHistory, made: eta.WaitEstimate) -> tuple[float, float, float]:
+    expected, low, high = _as_made(history, made)
+    factor = math.sqrt(1 + (made.open_waits or 0))
+    return expected * factor, low, max(high, expected * factor)
+
+
+ALTERNATIVES: dict[str, Predictor] = {
+    "the estimate (as served)": _as_made,
+    "median of the trailing week (no hour of week)": _week_only,
+    "nominal 10th-90th percentile interval": _nominal_interval,
+    "floored at the backlog's clearance time": _backlog_floor,
+    "scaled by sqrt(1 + open waits)": _backlog_scaled,
+}
+
+
+def alternatives(predictions: Iterable[Prediction]) -> dict[str, Score]:
+    """Each alternative scored on the waits both the estimate and the baseline predict (the report's set)."""
+    scores = {name: Score() for name in ALTERNATIVES}
+    for prediction in predictions:
+        if prediction.actual_seconds is None or prediction.baseline is None or not prediction.estimate.has_estimate:
+            continue
+        for name, predictor in ALTERNATIVES.items():
+            scores[name].add(*predictor(prediction.history, prediction.estimate), prediction.actual_seconds)
+    return scores
