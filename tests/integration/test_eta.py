@@ -143,6 +143,21 @@ def test_hostile_requests_get_a_one_line_error(
     assert_error(api.send(http_event("api_brand_eta.json", path=path, query=query)), status, field)
 
 
+def test_a_caller_reads_only_the_estimates_of_its_own_brands(api: ApiClient, pipeline: Pipeline) -> None:
+    pipeline.add_brands([ACME, Brand(id="globex", name="Globex")])
+    claims = {"sub": "analyst", "iss": "https://issuer.example.com/pool", "replyclock_brands": "[globex]"}
+
+    def as_globex_reader(path: str) -> Any:
+        event = http_event("api_brand_eta.json", path=path, query={})
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+        return api.send(event)
+
+    assert as_globex_reader("/brands/globex/eta").status == 200
+    assert_error(as_globex_reader("/brands/acme/eta"), 403, "brand")
+    # Existence does not leak: an unknown brand is forbidden too, not 404
+    assert_error(as_globex_reader("/brands/nobody/eta"), 403, "brand")
+
+
 def test_the_route_is_documented(api: ApiClient, pipeline: Pipeline) -> None:
     document = api.call("api_openapi.json").json()
 
