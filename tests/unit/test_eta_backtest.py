@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,3 +156,30 @@ def test_the_alternatives_are_scored_on_the_waits_the_report_scores() -> None:
     as_served = scores["the estimate (as served)"]
     assert as_served.absolute_errors == report.eta.absolute_errors and as_served.covered == report.eta.covered
     assert all(len(score.absolute_errors) == report.compared for score in scores.values())
+
+
+def test_the_command_prints_the_scores_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import eta as command
+
+    rows = ["tweet_id,author_id,inbound,created_at,text,response_tweet_id,in_response_to_tweet_id"]
+    for n in range(8):  # a customer each hour, answered after (n + 1) minutes
+        rows.append(f"{2 * n + 1},{100 + n},True,Mon Nov 02 {9 + n:02d}:00:00 +0000 2026,@acme help,{2 * n + 2},")
+        rows.append(
+            f"{2 * n + 2},acme,False,Mon Nov 02 {9 + n:02d}:{n + 1:02d}:00 +0000 2026,@{100 + n} on it,,{2 * n + 1}"
+        )
+    export = tmp_path / "twcs.csv"
+    export.write_text("\n".join(rows) + "\n")
+
+    command.main([str(export), "--json"])
+
+    printed = json.loads(capsys.readouterr().out)
+    everyone = printed["scopes"][0]
+    assert (everyone["scope"], everyone["first_waits"], everyone["answered"], everyone["compared"]) == (
+        "all brands",
+        8,
+        8,
+        8 - eta.MIN_ANSWERED,
+    )
+    # The baseline's median is of the answers before: 1-5, 1-6, 1-7 minutes give 3, 3.5 and 4 against 6, 7 and 8
+    assert everyone["baseline"]["median_absolute_error_seconds"] == statistics.median([180.0, 210.0, 240.0])
+    assert set(printed["alternatives"]) == set(estimating.ALTERNATIVES)
