@@ -462,7 +462,10 @@ def command_replay(args: argparse.Namespace) -> int:
     summaries = {brand_id: summary.model_dump(mode="json") for brand_id, summary in result.summaries.items()}
     if args.json:
         for brand_id, summary in summaries.items():
-            print(json.dumps({"brand": brand_id, "summary": summary}), flush=True)
+            line = {"brand": brand_id, "summary": summary}
+            if brand_id in result.recoveries:
+                line["recovery"] = result.recoveries[brand_id].model_dump(mode="json")
+            print(json.dumps(line), flush=True)
     else:
         print_summary_table(Console(), summaries)
     if args.report:

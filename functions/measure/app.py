@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
+from replyclock.logic.recovery import outcome_of
 from replyclock.models.domain import Wait, WaitKind, WaitStatus
 from replyclock.models.records import PostRecord
 from replyclock.observability import capture_lambda_handler, logger, metrics
@@ -51,6 +52,18 @@ def emit_closed_wait(wait: Wait, breach_already_reported: bool) -> None:
         metric.add_dimension(name="channel", value=wait.channel)
 
 
+def emit_followed_up(wait: Wait) -> None:
+    """A customer who was negative before the answer posted again: recovered (non-negative) or not."""
+    recovery = outcome_of(wait)
+    recovered = int(recovery is not None and recovery.recovered)
+    # The service-wide rollup feeds the recovery alarm (Recovered / RecoveryFollowUps); per brand for the dashboard.
+    metrics.add_metric(name="RecoveryFollowUps", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="Recovered", unit=MetricUnit.Count, value=recovered)
+    for name, value in (("RecoveryFollowUps", 1), ("Recovered", recovered)):
+        with single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
+            metric.add_dimension(name="brand", value=wait.brand_id)
+
+
 @logger.inject_lambda_context
 @capture_lambda_handler
 @metrics.log_metrics
@@ -70,6 +83,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         measured.add(conversation)
         for wait in outcome.newly_closed:
             emit_closed_wait(wait, (wait.customer, wait.start_post_id) in outcome.breach_already_reported)
+        for wait in outcome.newly_followed_up:
+            emit_followed_up(wait)
         logger.debug(
             "measured conversation",
             channel=image.channel,

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, PeriodKey, RollupKey, rolled_up
+from replyclock.logic.sentiment import scored
 from replyclock.logic.waits import brands_in_conversation, compute_waits, placed_conversation
 from replyclock.models.domain import Brand, Post, Wait
 from replyclock.services.measuring import BrandDirectory
@@ -22,6 +23,8 @@ def expected_waits(posts: Iterable[Post], brands: BrandDirectory) -> dict[LaneKe
     """(channel, conversation, brand, customer) -> waits, from the pure function alone."""
     by_conversation: dict[tuple[str, str], list[Post]] = defaultdict(list)
     for post in posts:
+        # Scored as the post store scores a post it stores for the first time (a stored post keeps its score).
+        post = post if post.sentiment is not None else scored(post)
         by_conversation[(post.channel, post.conversation_id)].append(post)
     waits: dict[LaneKey, list[Wait]] = {}
     for (channel, conversation_id), thread in by_conversation.items():

@@ -1,4 +1,4 @@
-"""GET /metrics/summary, /metrics/timeseries, /metrics/distribution: answered from aggregate buckets only.
+"""GET /metrics/summary, /timeseries, /distribution and /recovery: answered from aggregate buckets only.
 
 Each request reads the brand's daily buckets for the whole UTC days of the window and hourly
 buckets for the rest (one paginated Query per piece of the window, metrics.read_plan), and folds
@@ -26,7 +26,14 @@ from replyclock.api.parameters import (
 from replyclock.api.routing import new_router
 from replyclock.logic import metrics
 from replyclock.logic.aggregation import BucketTotals, Granularity, PeriodKey
-from replyclock.models.api import DistributionResponse, Interval, OpenExposure, SummaryResponse, TimeseriesResponse
+from replyclock.models.api import (
+    DistributionResponse,
+    Interval,
+    OpenExposure,
+    RecoveryResponse,
+    SummaryResponse,
+    TimeseriesResponse,
+)
 from replyclock.models.domain import Clock
 from replyclock.observability import logger
 
@@ -191,4 +198,38 @@ def get_distribution(
         responded=figures.responded,
         unanswered=figures.mentions - figures.responded,
         bands=metrics.distribution(metrics.first_response_histogram(buckets, clock)),
+    )
+
+
+@router.get(
+    "/metrics/recovery",
+    summary="Do answers turn unhappy customers around, and do faster answers do it more often?",
+    description="Answered waits (first and next) whose customer's last post before the answer was negative "
+    "(VADER), and how many of those customers' next post was non-negative (recovered), in total and per response "
+    "band (under 15 min, 15-60 min, 1-4 h, longer; calendar time). recovery_rate = recovered / followed_up: an "
+    "answered customer who has not posted again is counted in no_follow_up, not as a failure. Read from the same "
+    "buckets as the summary; waits that started in the window.",
+    responses=_ERRORS,
+    tags=["metrics"],
+)
+def get_recovery(
+    brand: BrandQuery,
+    now: Now,
+    settings: SettingsDependency,
+    stores: StoresDependency,
+    channel: ChannelQuery = None,
+    priority: PriorityQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+) -> RecoveryResponse:
+    window = metrics.aligned(metrics.requested_window(now, from_, to, max_days=settings.max_window_days))
+    read = read_buckets(stores, brand, window, daily=True, brand_wide=channel is None and priority is None)
+    overall, by_band = metrics.recovery(metrics.select(read, channel, priority))
+    return RecoveryResponse(
+        brand=brand,
+        channel=channel,
+        priority=priority,
+        window=window.to_model(),
+        by_response_band=by_band,
+        **overall.model_dump(),
     )

@@ -26,8 +26,10 @@ from replyclock.dal.table import (
     get_table,
     put_if,
     query_items,
+    to_decimal,
     translate,
 )
+from replyclock.logic.sentiment import scored
 from replyclock.models.domain import Post, PostDeletion
 
 POST_ITEM_TYPE = "post"
@@ -54,6 +56,9 @@ def post_to_item(post: Post) -> dict[str, Any]:
     for name in ("mentions", "labels", "private"):
         if not item.get(name):
             item.pop(name, None)
+    if "sentiment" in item:
+        # DynamoDB takes no floats (a score has three decimals: logic.sentiment).
+        item["sentiment"] = to_decimal(item["sentiment"])
     return item
 
 
@@ -79,8 +84,10 @@ class PostStore:
 
         A post stored already takes the newer text, edit time, counts and reach of this read (one
         conditional update that writes nothing when none of them changed, nor over a tombstone).
+        Its sentiment is scored here, so every writer stores one, and kept as first stored (an edit does
+        not move a measured wait's recovery).
         """
-        item = post_to_item(post)
+        item = post_to_item(scored(post))
         if put_if(self._table, item, "attribute_not_exists(pk)"):
             return True
         self._refresh(item)

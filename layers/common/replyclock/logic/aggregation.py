@@ -15,10 +15,21 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from replyclock.logic.histogram import LatencyHistogram
+from replyclock.logic.recovery import RECOVERY_COUNTER_NAMES, recovery_counters
 from replyclock.models.domain import Clock, ConversationState, Priority, Wait, WaitKind, WaitStatus
 
 # New counters go at the end: packed roll-ups (dal.rollups) list them in this order, and older items hold fewer.
-COUNTER_NAMES = ("waits", "responded", "met", "breached", "at_risk", "open", "handed_off", "after_handoff")
+COUNTER_NAMES = (
+    "waits",
+    "responded",
+    "met",
+    "breached",
+    "at_risk",
+    "open",
+    "handed_off",
+    "after_handoff",
+    *RECOVERY_COUNTER_NAMES,
+)
 
 
 class Granularity(StrEnum):
@@ -125,6 +136,7 @@ class BucketTotals:
             totals.business.add(wait.business_seconds or 0.0)
         if wait.after_handoff:
             totals.counters["after_handoff"] = 1
+        totals.counters.update(recovery_counters(wait))
         if wait.status is WaitStatus.MET:
             totals.counters["met"] = 1
         elif wait.status is WaitStatus.BREACHED:

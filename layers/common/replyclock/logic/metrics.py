@@ -16,11 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, PeriodKey
 from replyclock.logic.histogram import LatencyHistogram
+from replyclock.logic.recovery import RecoveryCounts, counts_by_band, total
 from replyclock.models.api import (
     DistributionBand,
     Figures,
     Interval,
     LatencyStats,
+    RecoveryBand,
+    RecoveryFigures,
     SLAStats,
     TimeseriesPoint,
     Window,
@@ -255,6 +258,28 @@ def summarize(buckets: Iterable[tuple[PeriodKey, BucketTotals]], clock: Clock) -
     for key, totals in buckets:
         accumulator.add(key, totals)
     return accumulator.figures()
+
+
+def recovery(buckets: Iterable[tuple[PeriodKey, BucketTotals]]) -> tuple[RecoveryFigures, list[RecoveryBand]]:
+    """Recovery over every bucket given (first and next waits alike), in total and per response band (fastest first)."""
+    counters: Counter[str] = Counter()
+    for _, totals in buckets:
+        counters.update(totals.counters)
+    by_band = counts_by_band(counters)
+    bands = [
+        RecoveryBand(response_band=band, **recovery_figures(counts).model_dump()) for band, counts in by_band.items()
+    ]
+    return recovery_figures(total(by_band)), bands
+
+
+def recovery_figures(counts: RecoveryCounts) -> RecoveryFigures:
+    return RecoveryFigures(
+        negative=counts.negative,
+        followed_up=counts.followed_up,
+        recovered=counts.recovered,
+        no_follow_up=counts.no_follow_up,
+        recovery_rate=counts.rate,
+    )
 
 
 def timeseries(

@@ -215,11 +215,16 @@ class BrandFold:
         lane = self.lanes.setdefault(customer, Lane(customer))
         if lane.last_key == post.key:
             return set()
-        if not lane.is_waiting:
+        if lane.is_waiting:
+            assert lane.current is not None
+            # Recovery reads the customer's last post before the answer: so far, this one.
+            lane.current = lane.current.model_copy(update={"sentiment_before": post.post.sentiment})
+        else:
             # A customer who speaks again in public after being taken to a private channel is still waiting.
             after_handoff = lane.current is not None and lane.current.handed_off
             if lane.current is not None:
-                lane.superseded.append(lane.current)
+                # The customer's next post after the answer: how they took it (logic.recovery).
+                lane.superseded.append(lane.current.model_copy(update={"sentiment_after": post.post.sentiment}))
             kind = WaitKind.NEXT if lane.wait_count else WaitKind.FIRST
             lane.current = open_wait(post, customer, self.brand, kind, after_handoff=after_handoff)
             lane.wait_count += 1
@@ -324,6 +329,7 @@ def open_wait(start: Placed, customer: str, brand: Brand, kind: WaitKind, *, aft
         status=WaitStatus.PENDING,
         after_handoff=after_handoff,
         exposure=exposure_of(start.post),
+        sentiment_before=start.post.sentiment,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from replyclock.logic.patterns import MAX_PATTERN_LENGTH, pattern_error
+from replyclock.logic.recovery import ResponseBand
 from replyclock.models.domain import (
     AuthorRole,
     BrandId,
@@ -519,6 +520,42 @@ class SourceDeleted(ApiModel):
     id: str
     deleted: bool
     cursor_kept: bool = Field(description="True: PUT the same id again and it resumes where it stopped.")
+
+
+# Recovery (issue 16, item 4): GET /metrics/recovery.
+
+
+class RecoveryFigures(ApiModel):
+    """Recovery of answered waits whose customer was negative before the answer (logic.recovery)."""
+
+    negative: int = Field(
+        ge=0,
+        description="Answered waits (first and next) whose customer's last post before the answer was negative "
+        "(VADER compound <= -0.05).",
+    )
+    followed_up: int = Field(ge=0, description="Of those, waits whose customer has posted again since the answer.")
+    recovered: int = Field(ge=0, description="Of those followed up, waits whose customer's next post was non-negative.")
+    no_follow_up: int = Field(
+        ge=0, description="Answered after a negative post, and the customer has not posted since: not a failure."
+    )
+    recovery_rate: float | None = Field(description="recovered / followed_up; null when no one followed up.")
+
+
+class RecoveryBand(RecoveryFigures):
+    response_band: ResponseBand = Field(
+        description="How long the customer waited for the answer, in calendar time: under 15 minutes, 15 to 60 "
+        "minutes, 1 to 4 hours, or longer (each band includes its lower bound)."
+    )
+
+
+class RecoveryResponse(RecoveryFigures):
+    """GET /metrics/recovery: the brand's recovery over the window, in total and per response band."""
+
+    brand: BrandId
+    channel: Channel | None
+    priority: Priority | None
+    window: Window = Field(description="Waits that started in this window.")
+    by_response_band: list[RecoveryBand] = Field(description="Fastest band first; every band, empty ones too.")
 
 
 # Live wait estimate (issue 16, item 5): GET /brands/{id}/eta.

@@ -128,6 +128,9 @@ class Post(BaseModel):
     # When the author last edited it (the post keeps its first id and time).
     edited_at: UtcDatetime | None = None
     engagement: Engagement | None = None
+    # VADER's compound score of the text as first stored, -1 to +1 (logic.sentiment): set by the post store,
+    # fixed once stored like what measuring reads; None for a post stored before scores were kept.
+    sentiment: float | None = Field(default=None, ge=-1, le=1)
 
     @field_validator("labels")
     @classmethod
@@ -470,6 +473,10 @@ class Wait(BaseModel):
     # The audience of the opening post while the wait is open: the author's reach (followers) plus the post's
     # reposts, where the network reports them (logic.waits.exposure_of); None when it reports neither.
     exposure: int | None = Field(default=None, ge=0)
+    # Recovery (logic.recovery): the sentiment of the customer's last post before the answer (their latest post
+    # of the wait while it is open) and of their next post after the answer (None until they post again).
+    sentiment_before: float | None = Field(default=None, ge=-1, le=1)
+    sentiment_after: float | None = Field(default=None, ge=-1, le=1)
 
     @property
     def is_open(self) -> bool:

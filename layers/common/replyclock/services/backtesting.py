@@ -34,8 +34,9 @@ from replyclock.connectors import twcs
 from replyclock.logic import metrics
 from replyclock.logic.aggregation import BucketKey, BucketTotals, totals_by_bucket
 from replyclock.logic.histogram import LatencyHistogram
+from replyclock.logic.sentiment import scored
 from replyclock.logic.waits import brands_in_conversation, fold_conversation, placed_conversation
-from replyclock.models.api import SummaryResponse
+from replyclock.models.api import RecoveryResponse, SummaryResponse
 from replyclock.models.domain import Brand, Clock, Post, SLAPolicy, SLATargets
 from replyclock.services.measuring import BrandDirectory, directory_from
 
@@ -51,6 +52,8 @@ class BacktestResult:
 
     summaries: dict[str, SummaryResponse] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    # As GET /metrics/recovery answers it, per brand.
+    recoveries: dict[str, RecoveryResponse] = field(default_factory=dict)
 
 
 def conversation_buckets(posts: Iterable[Post], brands: BrandDirectory) -> Buckets:
@@ -175,6 +178,15 @@ def summarize_brands(buckets: Buckets, brands: list[Brand], window: metrics.Time
                 window=window.to_model(),
                 **figures.model_dump(),
             )
+            overall, by_band = metrics.recovery(by_brand.get(brand.id, []))
+            result.recoveries[brand.id] = RecoveryResponse(
+                brand=brand.id,
+                channel=None,
+                priority=None,
+                window=window.to_model(),
+                by_response_band=by_band,
+                **overall.model_dump(),
+            )
         except (ValueError, ArithmeticError) as error:
             result.failures[brand.id] = str(error)
     return result
@@ -278,5 +290,6 @@ def _rooted_posts(path: Path, kind: str, facts: ExportFacts) -> Iterator[Post]:
 def _fold_partition(job: tuple[Path, list[Brand], frozenset[str]]) -> Buckets:
     partition, brands, deleted = job
     with partition.open(encoding="utf-8") as handle:
-        posts = [Post.model_validate_json(line) for line in handle]
+        # Scored once each, as the post store scores a post when it first stores it (an export's own score is ignored).
+        posts = [scored(Post.model_validate_json(line)) for line in handle]
     return conversation_buckets((post for post in posts if post.id not in deleted), directory_from(brands))

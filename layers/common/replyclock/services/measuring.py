@@ -31,6 +31,7 @@ from replyclock.dal.conversations import (
     post_item_key,
 )
 from replyclock.dal.table import ConditionFailed
+from replyclock.logic.recovery import outcome_of
 from replyclock.logic.waits import (
     BrandFacts,
     BrandFold,
@@ -90,6 +91,8 @@ class MeasureOutcome:
     newly_closed: list[Wait] = field(default_factory=list)
     # (customer, start post) of newly closed waits whose breach the sweeper reported while they were open.
     breach_already_reported: set[tuple[str, str]] = field(default_factory=set)
+    # Answered waits that started negative whose customer has now posted again (logic.recovery).
+    newly_followed_up: list[Wait] = field(default_factory=list)
     whole: bool = False
 
 
@@ -218,6 +221,7 @@ def _measure_one(
     outcome = MeasureOutcome()
     for (brand_id, customer), lane in sorted(changed.items()):
         previous = stored_lanes.get((brand_id, customer))
+        _note_followed_up(outcome, previous.waits if previous else [], lane.waits())
         for number, wait in enumerate(lane.superseded, start=lane.wait_count - len(lane.superseded)):
             archived = ConversationState(
                 channel=channel,
@@ -263,6 +267,18 @@ def _note_closed(outcome: MeasureOutcome, before: list[Wait], after: list[Wait])
     for wait in before:
         if wait.is_open and wait.status is WaitStatus.BREACHED:
             outcome.breach_already_reported.add((wait.customer, wait.start_post_id))
+
+
+def _note_followed_up(outcome: MeasureOutcome, before: list[Wait], after: list[Wait]) -> None:
+    def followed_up(wait: Wait) -> bool:
+        recovery = outcome_of(wait)
+        return recovery is not None and recovery.followed_up
+
+    def key(wait: Wait) -> tuple[str, str, str]:
+        return (wait.brand_id, wait.customer, wait.start_post_id)
+
+    already = {key(wait) for wait in before if followed_up(wait)}
+    outcome.newly_followed_up += [wait for wait in after if followed_up(wait) and key(wait) not in already]
 
 
 def _measure_whole(
@@ -320,6 +336,7 @@ def _measure_whole(
         if not state.same_content(previous):
             outcome.written.append(store.save(state, previous.version if previous else None))
     _note_closed(outcome, before, after)
+    _note_followed_up(outcome, before, after)
     effective = {p.post.id: p.effective_at for p in conversation if p.effective_at != p.post.created_at}
     changes: dict[str, datetime | None] = {
         post_id: moment for post_id, moment in effective.items() if items.effective.get(post_id) != moment
