@@ -37,7 +37,8 @@ BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "thread_leng
 # Runnable by name, not part of `make bench`: api_rollups (hourly buckets alone vs daily roll-ups, ~3 minutes)
 # measured the decision recorded in docs/design-decisions.md; eta (the live wait estimate's backtest on a twcs
 # export, a few seconds) measured the one in docs/insights.md, "Live wait estimate".
-OPTIONAL = ("api_rollups", "eta")
+# surges (surge detection on a twcs export with injected spikes, ~15 s) measured docs/insights.md, "Surges".
+OPTIONAL = ("api_rollups", "eta", "surges")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TITLES = {
     "api_summary": "Summary API cost by window length (1-365 days) and post count (10k, 100k, 1M)",
