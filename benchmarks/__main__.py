@@ -36,9 +36,10 @@ ENVIRONMENT = {
 BENCHMARKS = ("api_summary", "accuracy", "cold_start", "measuring", "thread_length", "ingest", "backtest")
 # Runnable by name, not part of `make bench`: api_rollups (hourly buckets alone vs daily roll-ups, ~3 minutes)
 # measured the decision recorded in docs/design-decisions.md; eta (the live wait estimate's backtest on a twcs
-# export, a few seconds) measured the one in docs/insights.md, "Live wait estimate".
+# export, a few seconds) measured the one in docs/insights.md, "Live wait estimate"; run_start (`make run`'s
+# seconds to its first non-empty summary, idle or loaded, ~1 minute) is recorded in docs/local-stack.md.
 # surges (surge detection on a twcs export with injected spikes, ~15 s) measured docs/insights.md, "Surges".
-OPTIONAL = ("api_rollups", "eta", "surges")
+OPTIONAL = ("api_rollups", "eta", "run_start", "surges")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TITLES = {
     "api_summary": "Summary API cost by window length (1-365 days) and post count (10k, 100k, 1M)",

@@ -19,6 +19,7 @@ import json
 import math
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from devtools.localstack.console import Console
+    from devtools.localstack.dynamodb_local import DynamoDBLocal
     from devtools.localstack.schedules import ScheduleRun
     from devtools.localstack.stack import LocalStack
     from replyclock.models.domain import Brand, Post
@@ -284,13 +286,50 @@ def sweep_after_replay(stack: LocalStack, replay: Callable[[], object]) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    data_dir = Path(args.data).resolve() if args.data else None
+    if data_dir is not None and args.table == "moto":
+        raise SystemExit("--data keeps the table on DynamoDB Local: it cannot be used with --table moto")
+    if args.replay:
+        check_export_file(Path(args.replay))
+    # DynamoDB Local's JVM takes seconds to start: launched first, it starts while the rest is imported and made.
+    table_server, fallback_reason = None, None
+    log_dir = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="replyclock-local-"))
+    if args.table != "moto":
+        from devtools.localstack.emulator import TABLE_FOLDER, launch_dynamodb_local
+
+        try:
+            table_server, fallback_reason = launch_dynamodb_local(
+                args.table, data_dir / TABLE_FOLDER if data_dir is not None else None, log_dir
+            )
+        except RuntimeError as error:
+            raise SystemExit(f"--table local, which cannot run here: {error}") from None
+        if table_server is None and data_dir is not None:
+            raise SystemExit(f"--data keeps the table on DynamoDB Local, which cannot run here: {fallback_reason}")
+    try:
+        return _run_stack(args, started, data_dir, log_dir, table_server, fallback_reason)
+    finally:
+        if table_server is not None:
+            # Stopped with the stack, unless something failed before the stack took it over.
+            table_server.stop()
+
+
+def _run_stack(
+    args: argparse.Namespace,
+    started: float,
+    data_dir: Path | None,
+    log_dir: Path,
+    table_server: DynamoDBLocal | None,
+    fallback_reason: str | None,
+) -> int:
     from devtools import demo
     from devtools.localstack.console import Console
     from devtools.localstack.invoke import publish, withdraw
     from devtools.localstack.stack import LocalStack, StackOptions, configure
 
     console = Console()
-    started = time.monotonic()
+    if fallback_reason is not None:
+        console.print(f"{fallback_reason}; the table runs on moto instead.")
     overrides: dict[str, str] = {}
     if args.replay:
         export = read_export(Path(args.replay), args.format)
@@ -302,30 +341,26 @@ def command_run(args: argparse.Namespace) -> int:
     else:
         dataset = demo.generate()
         brands, window, label = dataset.brands, None, "demo"
-    data_dir = Path(args.data).resolve() if args.data else None
-    if data_dir is not None and args.table == "moto":
-        raise SystemExit("--data keeps the table on DynamoDB Local: it cannot be used with --table moto")
+        if data_dir is not None:
+            # The demo is made relative to now: a restart replays the one it made first.
+            kept = data_dir / "demo.jsonl"
+            export = read_export(kept if kept.exists() else dataset.write_jsonl(kept), "jsonl")
+        else:
+            # Written for the ingest function to replay; the CLI counts the posts it made rather than read them back.
+            export = Export(dataset.write_jsonl(log_dir / "demo.jsonl").resolve(), "jsonl", dataset.posts, 0)
     options = StackOptions(
         api_port=args.port,
         speed=args.speed,
         parameter_overrides=overrides,
-        log_dir=Path(args.logs) if args.logs else None,
+        log_dir=log_dir,
         access_log=_access_logger(console),
         on_schedule_result=_schedule_reporter(console),
         on_alert=_AlertPrinter(console),
         on_poller_error=lambda function, error: console.print(f"stream poller of {function} stopped: {error}"),
         table=args.table,
         data_dir=data_dir,
+        table_server=table_server,
     )
-    if args.table != "moto":
-        from devtools.localstack.dynamodb_local import unavailable
-
-        reason = unavailable()
-        if reason is not None and (data_dir is not None or args.table == "local"):
-            why = "--data keeps the table on DynamoDB Local" if data_dir is not None else "--table local"
-            raise SystemExit(f"{why}, which cannot run here: {reason}")
-        if reason is not None:
-            console.print(f"{reason}; the table runs on moto instead.")
     stack = LocalStack(options)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -333,13 +368,6 @@ def command_run(args: argparse.Namespace) -> int:
         stack.start()
         assert stack.log_dir is not None
         publish(stack)
-        if not args.replay:
-            if data_dir is not None:
-                # The demo is made relative to now: a restart replays the one it made first.
-                kept = data_dir / "demo.jsonl"
-                export = read_export(kept if kept.exists() else dataset.write_jsonl(kept), "jsonl")
-            else:
-                export = read_export(dataset.write_jsonl(stack.log_dir / "demo.jsonl"), "jsonl")
         if data_dir is not None:
             resume_replay_source(stack)
         configure(stack, brands, [replay_source(export)])

@@ -13,6 +13,7 @@ its stream ARNs name the region `ddblocal`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -69,7 +70,9 @@ def installation(install_dir: Path | None = None) -> Installation | None:
     return Installation(jars[-1], jars[-1].parent / "DynamoDBLocal_lib")
 
 
+@functools.cache
 def java_major_version(java: str) -> int | None:
+    # Cached: `java -version` starts a JVM (a second, on a busy machine), and `replyclock run` asks twice.
     try:
         result = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):

@@ -17,6 +17,8 @@ from devtools.localstack.cloudformation import REGION
 # Where the table runs: "local" is AWS's DynamoDB Local (devtools.localstack.dynamodb_local), "moto" is moto's
 # DynamoDB, "auto" is DynamoDB Local where it can run (Java 17+, the package installed), else moto.
 TableEmulator = Literal["auto", "local", "moto"]
+# Under a data directory (`replyclock run --data DIR`), DynamoDB Local keeps the table here.
+TABLE_FOLDER = "dynamodb"
 
 # Fake credentials (as moto asks), a fixed region, no profile. AWS_ACCOUNT_ID_ENDPOINT_MODE
 # keeps botocore from routing calls to account-based endpoints.
@@ -50,7 +52,12 @@ class Emulator:
     """
 
     def __init__(
-        self, port: int = 0, table: TableEmulator = "moto", data_dir: Path | None = None, log_dir: Path | None = None
+        self,
+        port: int = 0,
+        table: TableEmulator = "moto",
+        data_dir: Path | None = None,
+        log_dir: Path | None = None,
+        dynamodb: dynamodb_local.DynamoDBLocal | None = None,
     ) -> None:
         self._port = port
         self._server: object | None = None
@@ -58,7 +65,8 @@ class Emulator:
         self.table_mode = table
         self.data_dir = data_dir
         self.log_dir = log_dir
-        self.dynamodb: dynamodb_local.DynamoDBLocal | None = None
+        # DynamoDB Local, when the caller launched it already (`replyclock run` does, before its imports).
+        self.dynamodb = dynamodb
         # Why the table runs on moto although DynamoDB Local was asked for ("auto"), in one line.
         self.fallback_reason: str | None = None
 
@@ -71,17 +79,8 @@ class Emulator:
         return "DynamoDB Local" if self.dynamodb is not None else "moto"
 
     def start(self) -> str:
-        if self.table_mode != "moto":
-            reason = dynamodb_local.unavailable()
-            if reason is None:
-                self.dynamodb = dynamodb_local.DynamoDBLocal(self.data_dir)
-                # The JVM starts while moto does.
-                log = self.log_dir / "DynamoDBLocal.log" if self.log_dir is not None else None
-                self.dynamodb.launch(log)
-            elif self.table_mode == "local":
-                raise RuntimeError(reason)
-            else:
-                self.fallback_reason = reason
+        if self.dynamodb is None and self.table_mode != "moto":
+            self.dynamodb, self.fallback_reason = launch_dynamodb_local(self.table_mode, self.data_dir, self.log_dir)
         try:
             url = self._start_moto()
             if self.dynamodb is not None:
@@ -128,6 +127,20 @@ class Emulator:
             variables["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb.endpoint_url
             variables["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = self.dynamodb.endpoint_url
         return variables
+
+
+def launch_dynamodb_local(
+    table: TableEmulator, data_dir: Path | None, log_dir: Path | None
+) -> tuple[dynamodb_local.DynamoDBLocal | None, str | None]:
+    """DynamoDB Local, launched (its JVM starts meanwhile), or None and why not when "auto" falls back to moto."""
+    reason = dynamodb_local.unavailable()
+    if reason is not None:
+        if table == "local":
+            raise RuntimeError(reason)
+        return None, reason
+    server = dynamodb_local.DynamoDBLocal(data_dir)
+    server.launch(log_dir / "DynamoDBLocal.log" if log_dir is not None else None)
+    return server, None
 
 
 @contextmanager

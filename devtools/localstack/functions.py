@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -290,9 +291,10 @@ class Functions:
             for logical_id, spec in specs.items()
         }
 
-    def start(self) -> None:
-        for worker in self.workers.values():
-            worker.start()
+    def start(self, logical_ids: Collection[str]) -> None:
+        """Start these functions' containers now; the others start at their first invocation (a cold start)."""
+        for logical_id in logical_ids:
+            self.workers[logical_id].start()
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         return self.workers[logical_id].invoke(event)

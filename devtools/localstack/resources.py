@@ -9,7 +9,10 @@ and ARNs the functions would see on AWS. Anything else is reported as not emulat
 from __future__ import annotations
 
 import json
+import re
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, cast
 
 import boto3
@@ -32,6 +35,15 @@ _QUEUE_ATTRIBUTES = {
 _TOPIC_ATTRIBUTES = {"DisplayName": "DisplayName", "KmsMasterKeyId": "KmsMasterKeyId", "FifoTopic": "FifoTopic"}
 
 
+# boto3's default session does not create clients safely from several threads at once.
+_CLIENT_LOCK = threading.Lock()
+
+
+def _client(service: str) -> Any:
+    with _CLIENT_LOCK:
+        return boto3.client(service)  # type: ignore[call-overload]
+
+
 def _attribute_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -42,7 +54,7 @@ def create_table(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
     name = str(properties.get("TableName") or stack.physical_name(logical_id))
     # The same conversion the tests use (devtools.localstack.template), applied to the resolved properties.
     arguments = create_table_arguments(logical_id, name)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = _client("dynamodb")
     try:
         description: Any = dynamodb.create_table(**stack.resolve(arguments))["TableDescription"]
         created = True
@@ -55,7 +67,7 @@ def create_table(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
         attributes["StreamArn"] = description["LatestStreamArn"]
     ttl = properties.get("TimeToLiveSpecification")
     if created and ttl and ttl.get("Enabled"):
-        boto3.client("dynamodb").update_time_to_live(
+        _client("dynamodb").update_time_to_live(
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
         )
     return PhysicalResource(ref=name, attributes=attributes)
@@ -73,7 +85,7 @@ def create_queue(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
     }
     if "RedrivePolicy" in properties:
         attributes["RedrivePolicy"] = _attribute_text(properties["RedrivePolicy"])
-    sqs = boto3.client("sqs")
+    sqs = _client("sqs")
     url = sqs.create_queue(QueueName=name, Attributes=cast(Any, attributes))["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return PhysicalResource(ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url})
@@ -81,14 +93,14 @@ def create_queue(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
 
 def create_key(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
     """A KMS key in the emulator (its policy is not enforced locally), so topics and log groups can name it."""
-    metadata = boto3.client("kms").create_key(Description=str(properties.get("Description", logical_id)))["KeyMetadata"]
+    metadata = _client("kms").create_key(Description=str(properties.get("Description", logical_id)))["KeyMetadata"]
     return PhysicalResource(ref=metadata["KeyId"], attributes={"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]})
 
 
 def create_log_group(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
     """A log group in the emulator (functions run in-process locally, so nothing writes to it)."""
     name = str(properties.get("LogGroupName") or f"/local/{stack.physical_name(logical_id)}")
-    logs = boto3.client("logs")
+    logs = _client("logs")
     logs.create_log_group(logGroupName=name)
     if "RetentionInDays" in properties:
         logs.put_retention_policy(logGroupName=name, retentionInDays=int(properties["RetentionInDays"]))
@@ -102,7 +114,7 @@ def create_topic(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -
         for prop, attribute in _TOPIC_ATTRIBUTES.items()
         if prop in properties
     }
-    sns = boto3.client("sns")
+    sns = _client("sns")
     arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
     for subscription in properties.get("Subscription", []):
         sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
@@ -113,7 +125,7 @@ def create_subscription(stack: Stack, logical_id: str, properties: Mapping[str, 
     extra = {
         key: _attribute_text(properties[key]) for key in ("RawMessageDelivery", "FilterPolicy") if key in properties
     }
-    arn = boto3.client("sns").subscribe(
+    arn = _client("sns").subscribe(
         TopicArn=properties["TopicArn"],
         Protocol=properties["Protocol"],
         Endpoint=properties["Endpoint"],
@@ -125,7 +137,7 @@ def create_subscription(stack: Stack, logical_id: str, properties: Mapping[str, 
 
 def create_bucket(stack: Stack, logical_id: str, properties: Mapping[str, Any]) -> PhysicalResource:
     name = str(properties.get("BucketName") or stack.physical_name(logical_id, lower=True, max_length=63))
-    s3 = boto3.client("s3")
+    s3 = _client("s3")
     s3.create_bucket(Bucket=name)
     versioning = properties.get("VersioningConfiguration")
     if versioning:
@@ -196,8 +208,31 @@ PLACEHOLDERS: dict[str, Callable[[Stack, str], PhysicalResource]] = {
     "AWS::Lambda::Permission": _named,
 }
 
-# Creation order: what others reference comes first (a subscription names a topic and a queue).
-_ORDER = list(CREATORS)
+# Creation calls are round trips to moto and DynamoDB Local, and the first ones are slow (a KMS key costs moto a
+# quarter of a second, the first table the JVM a second or two): whatever references nothing still to be created
+# is created at once, beside the rest.
+_CREATING_AT_ONCE = 8
+
+
+def references(value: Any) -> set[str]:
+    """The names that Ref, Fn::GetAtt and Fn::Sub point to in a resource's properties."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item.split(".", 1)[0] if isinstance(item, str) else str(item[0]))
+            elif key == "Fn::Sub":
+                text, variables = (item, {}) if isinstance(item, str) else (item[0], item[1])
+                found |= {name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", text) if "::" not in name}
+                found |= references(variables)
+            else:
+                found |= references(item)
+    return found
 
 
 def deploy(stack: Stack) -> list[str]:
@@ -207,11 +242,35 @@ def deploy(stack: Stack) -> list[str]:
         kind = resource.get("Type", "")
         if kind in PLACEHOLDERS and stack.is_created(logical_id):
             stack.physical[logical_id] = PLACEHOLDERS[kind](stack, logical_id)
-    for kind in _ORDER:
-        for logical_id in stack.resources_of_type(kind):
-            if stack.is_created(logical_id):
-                properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
-                stack.physical[logical_id] = CREATORS[kind](stack, logical_id, properties)
+    pending = [
+        logical_id
+        for logical_id, resource in stack.resources.items()
+        if resource.get("Type") in CREATORS and stack.is_created(logical_id)
+    ]
+    waits_for = {}
+    for logical_id in pending:
+        resource = stack.resources[logical_id]
+        depends_on = resource.get("DependsOn", [])
+        named = references(resource.get("Properties", {})) | set(
+            [depends_on] if isinstance(depends_on, str) else depends_on
+        )
+        waits_for[logical_id] = named & set(pending)
+    created: set[str] = set()
+    with ThreadPoolExecutor(_CREATING_AT_ONCE, thread_name_prefix="deploy") as pool:
+        creating: dict[Future[PhysicalResource], str] = {}
+        while pending or creating:
+            for logical_id in [name for name in pending if waits_for[name] <= created]:
+                pending.remove(logical_id)
+                resource = stack.resources[logical_id]
+                properties = stack.resolve(resource.get("Properties", {}))
+                creating[pool.submit(CREATORS[resource["Type"]], stack, logical_id, properties)] = logical_id
+            if not creating:
+                raise ValueError(f"these resources reference each other in a circle: {', '.join(sorted(pending))}")
+            finished, _ = wait(creating, return_when=FIRST_COMPLETED)
+            for future in finished:
+                logical_id = creating.pop(future)
+                stack.physical[logical_id] = future.result()
+                created.add(logical_id)
     for logical_id, resource in stack.resources.items():
         kind = resource.get("Type", "")
         if kind not in CREATORS and kind not in PLACEHOLDERS:

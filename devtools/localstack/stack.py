@@ -20,7 +20,8 @@ import boto3
 from boto3.dynamodb.types import TypeSerializer
 
 from devtools.localstack.cloudformation import Stack
-from devtools.localstack.emulator import Emulator, TableEmulator, environment
+from devtools.localstack.dynamodb_local import DynamoDBLocal
+from devtools.localstack.emulator import TABLE_FOLDER, Emulator, TableEmulator, environment
 from devtools.localstack.functions import FunctionError, Functions, function_specs
 from devtools.localstack.http_api import AccessLog, LocalHttpApi, template_routes
 from devtools.localstack.pollers import Checkpoints, PollerGroup, StreamPoller, stream_triggers
@@ -54,6 +55,9 @@ class StackOptions:
     table: TableEmulator = "moto"
     # Keep the table (DynamoDB Local's -dbPath) and the stream readers' checkpoints here across restarts.
     data_dir: Path | None = None
+    # DynamoDB Local launched by the caller (emulator.launch_dynamodb_local), so its JVM starts while the caller
+    # imports and prepares the rest; None: the stack launches it itself, if `table` asks for it.
+    table_server: DynamoDBLocal | None = None
 
 
 class IngestFailed(RuntimeError):
@@ -79,8 +83,9 @@ class LocalStack:
         self.emulator = Emulator(
             self.options.emulator_port,
             self.options.table,
-            data_dir / "dynamodb" if data_dir is not None else None,
+            data_dir / TABLE_FOLDER if data_dir is not None else None,
             self.log_dir,
+            self.options.table_server,
         )
         self.checkpoints = Checkpoints(data_dir / "checkpoints") if data_dir is not None else None
         self.not_emulated: list[str] = []
@@ -113,8 +118,9 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.options.data_dir is not None and self.options.table == "moto":
             raise RuntimeError("keeping data across restarts needs the table on DynamoDB Local")
-        self.endpoint_url = self.emulator.start()
+        # Registered first: it also ends a DynamoDB Local that the caller launched, if starting fails.
         self._cleanup.callback(self.emulator.stop)
+        self.endpoint_url = self.emulator.start()
         if self.options.data_dir is not None and self.emulator.dynamodb is None:
             raise RuntimeError(f"keeping data across restarts needs DynamoDB Local: {self.emulator.fallback_reason}")
         # Every boto3 client of this process (and of the function containers) talks to the emulator.
@@ -124,13 +130,16 @@ class LocalStack:
         self.not_emulated = deploy(self.stack)
         specs = function_specs(self.stack)
         self.functions = Functions(specs, self.emulator.client_environment(), self.log_dir)
-        self.functions.start()
-        for trigger in stream_triggers(self.stack, specs):
+        triggers, routes = stream_triggers(self.stack, specs), template_routes(self.stack)
+        # A container's cold start costs a CPU-second or two: those of the stream consumers, the API and the
+        # ingest tick run now, and the rest (the sweeper, redrive) at their first invocation, as on Lambda,
+        # rather than compete with the first ingest on a busy machine.
+        invoked_first = {trigger.mapping.function for trigger in triggers} | {route.function for route in routes}
+        self.functions.start(invoked_first | ({INGEST_FUNCTION} & set(specs)))
+        for trigger in triggers:
             self.pollers.add(StreamPoller(trigger, self.functions, self.pollers, self.checkpoints))
         self.pollers.start()
-        self.http = LocalHttpApi(
-            template_routes(self.stack), self.invoke, port=self.options.api_port, access_log=self.options.access_log
-        )
+        self.http = LocalHttpApi(routes, self.invoke, port=self.options.api_port, access_log=self.options.access_log)
         self.http.start()
         self._start_inbox()
 
