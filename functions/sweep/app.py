@@ -71,6 +71,9 @@ def _watch_surges(
         return None
     for (brand, channel), ratio in watch.ratios.items():
         _count("SurgeRatio", brand, channel, ratio, MetricUnit.NoUnit)
+    # 1 while a surge is open on the channel, 0 once it closed: MentionSurgeAlarm follows the episode.
+    for (brand, channel), is_open in watch.open_now.items():
+        _count("OpenSurges", brand, channel, int(is_open))
     if watch.failed:
         logger.error("surge alert publish failed; pending until a later sweep delivers it", failed=watch.failed[:5])
     if watch.opened or watch.closed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,17 @@ def sweep_at(pipeline: Pipeline, minutes: float) -> tuple[dict[str, Any], list[d
     return response, alerts
 
 
+def emitted(output: str, metric: str) -> list[float]:
+    """The values of one EMF metric of brand acme on x, as the sweeper printed them."""
+    values: list[float] = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            if metric in record and (record.get("brand"), record.get("channel")) == ("acme", "x"):
+                values.extend(record[metric])
+    return values
+
+
 def test_arrivals_are_counted_once_per_slot_through_the_stream_path(pipeline: Pipeline) -> None:
     measured(pipeline)
 
@@ -55,18 +67,24 @@ def test_arrivals_are_counted_once_per_slot_through_the_stream_path(pipeline: Pi
 
 
 def test_a_burst_opens_one_surge_alerts_once_with_its_top_posts_and_closes_when_the_rate_returns(
-    pipeline: Pipeline, api: ApiClient
+    pipeline: Pipeline, api: ApiClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     measured(pipeline)
+    capsys.readouterr()
 
     # When the sweeper runs during the burst, and again a minute later
     first, first_alerts = sweep_at(pipeline, 4)
+    opening_output = capsys.readouterr().out
     second, second_alerts = sweep_at(pipeline, 5)
 
     # Then one surge opened and its alert went out once, with the most exposed unanswered posts
     assert (first["surges_opened"], second["surges_opened"]) == (1, 0)
     [alert] = first_alerts
     assert second_alerts == []
+    # The metrics the alarm and the dashboard read: one surge counted, open (MentionSurgeAlarm), 32 times the floor
+    assert emitted(opening_output, "MentionSurge") == [1.0]
+    assert emitted(opening_output, "OpenSurges") == [1.0]
+    assert emitted(opening_output, "SurgeRatio") == [32.0]
     assert (alert["brand"], alert["channel"], alert["arrivals"], alert["window_minutes"]) == ("acme", "x", 8, 5)
     assert alert["surge_id"] == "acme:x:2026-11-18T10:00"
     assert [post["post_id"] for post in alert["top_posts"]] == ["s8", "s7", "s6"]
@@ -81,7 +99,9 @@ def test_a_burst_opens_one_surge_alerts_once_with_its_top_posts_and_closes_when_
     assert listed["expected"] == 0.25 and listed["ratio"] == 32.0
 
     # When 15 quiet minutes of complete slots have passed
+    capsys.readouterr()
     _, closing_alerts = sweep_at(pipeline, 21)
+    assert emitted(capsys.readouterr().out, "OpenSurges") == [0.0]
 
     # Then it is closed, at the slot the rate was judged back, and no new alert went out
     api.now = T0 + timedelta(minutes=22)

@@ -47,6 +47,11 @@ def emitted(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> Emitted:
     pipeline.write([customer("5", 0, conversation="next"), brand("6", 1, conversation="next")])
     pipeline.write([customer("7", 20, "again", conversation="next"), brand("8", 25, conversation="next")])
     pipeline.write([customer("9", 0, conversation="risk"), customer("10", 0, conversation="open")])
+    # An unhappy customer answered, who then posts again (recovery's follow-up metrics).
+    pipeline.write(
+        [customer("12", 0, "@acme awful, just awful", conversation="recover"), brand("13", 3, conversation="recover")]
+    )
+    pipeline.write([customer("14", 4, "@acme thanks!", conversation="recover")])
     pipeline.run()
     sweep = load_handler(REPO_ROOT / "functions" / "sweep" / "app.py")
     with time_machine.travel(T0 + timedelta(minutes=8, seconds=30), tick=False):

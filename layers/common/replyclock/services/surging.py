@@ -170,6 +170,8 @@ class SurgeWatch:
     closed: list[SurgeEpisode] = field(default_factory=list)
     # Arrivals over expected in the window that stands out most, per (brand, channel) with recent arrivals.
     ratios: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Whether a surge is open after this sweep, per (brand, channel) with recent arrivals or an open surge.
+    open_now: dict[tuple[str, str], bool] = field(default_factory=dict)
     delivered: list[SurgeAlert] = field(default_factory=list)
     # Alerts whose publish failed (still pending): (alert id, reason).
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -272,10 +274,13 @@ def _watch_brand(
         if channel in recent:
             watch.ratios[(brand_id, channel)] = decision.assessment.ratio
         if current is None:
-            if decision.opens:
-                _open(store, brand_id, channel, now, decision, publish, outbox, top_posts_of, watch, attempted)
+            opened_now = decision.opens and _open(
+                store, brand_id, channel, now, decision, publish, outbox, top_posts_of, watch, attempted
+            )
+            watch.open_now[(brand_id, channel)] = opened_now
             continue
         _follow(store, current, reading, now, decision, publish, outbox, watch, attempted)
+        watch.open_now[(brand_id, channel)] = not decision.closes
 
 
 def _open(
@@ -289,7 +294,8 @@ def _open(
     top_posts_of: TopPostsOf,
     watch: SurgeWatch,
     attempted: set[str],
-) -> None:
+) -> bool:
+    """Open the episode and alert it; False when an overlapping sweep opened it first (its alert is its own)."""
     assessment = decision.assessment
     opened_slot = slot_start(now) - SLOT * (assessment.window_slots - 1)
     episode = SurgeEpisode(
@@ -305,9 +311,10 @@ def _open(
         top_posts=tuple(top_posts_of(brand_id, channel, opened_slot)),
     )
     if not store.claim_opening(episode):
-        return  # an overlapping sweep opened it: its alert is its own
+        return False
     watch.opened.append(episode)
     _record_and_deliver(store, episode, publish, outbox, now, watch, attempted)
+    return True
 
 
 def _record_and_deliver(
