@@ -274,10 +274,10 @@ def _watch_brand(
         if channel in recent:
             watch.ratios[(brand_id, channel)] = decision.assessment.ratio
         if current is None:
-            opened_now = decision.opens and _open(
-                store, brand_id, channel, now, decision, publish, outbox, top_posts_of, watch, attempted
-            )
-            watch.open_now[(brand_id, channel)] = opened_now
+            if decision.opens:
+                # Open after this sweep, whether it or an overlapping sweep claimed the opening.
+                _open(store, brand_id, channel, now, decision, publish, outbox, top_posts_of, watch, attempted)
+            watch.open_now[(brand_id, channel)] = decision.opens
             continue
         _follow(store, current, reading, now, decision, publish, outbox, watch, attempted)
         watch.open_now[(brand_id, channel)] = not decision.closes
