@@ -8,7 +8,7 @@ code under test.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replyclock.dal.aggregates import GUARD_PREFIX
-from replyclock.dal.surges import StoredSlot
+from replyclock.dal.surges import SlotShard, StoredSlot
 from replyclock.dal.table import ConditionFailed
 from replyclock.logic.surges import (
     SLOT,
@@ -198,13 +198,13 @@ def test_an_episode_lasts_at_least_a_window_of_complete_slots() -> None:
 class MemorySlots:
     """SurgeStore's slot half in memory: a full write conditioned on the revision read, as DynamoDB does it."""
 
-    items: dict[SlotKey, StoredSlot] = field(default_factory=dict)
+    items: dict[SlotShard, StoredSlot] = field(default_factory=dict)
 
-    def read_slots(self, keys: object) -> dict[SlotKey, StoredSlot]:
-        return {key: self.items.get(key, StoredSlot()) for key in keys}  # type: ignore[attr-defined]
+    def read_slots(self, keys: Iterable[SlotShard]) -> dict[SlotShard, StoredSlot]:
+        return {key: self.items.get(key, StoredSlot()) for key in keys}
 
     def write_slot(
-        self, key: SlotKey, read: StoredSlot, added: int, guards_written: Mapping[str, str], now: datetime
+        self, key: SlotShard, read: StoredSlot, added: int, guards_written: Mapping[str, str], now: datetime
     ) -> None:
         current = self.items.get(key, StoredSlot())
         if current.revision != read.revision:
@@ -248,5 +248,5 @@ def test_redelivered_batches_count_each_arrival_once(starts: list[int], data: st
 
     earliest = min(starts)  # the lane's one wait starts at its earliest post
     expected = {SlotKey("acme", "x", slot_label(T0 + timedelta(minutes=earliest))): 1}
-    assert {key: slot.count for key, slot in store.items.items() if slot.count} == expected
+    assert {part.key: slot.count for part, slot in store.items.items() if slot.count} == expected
     assert all(name.startswith(GUARD_PREFIX) for slot in store.items.values() for name in slot.guards)

@@ -2,12 +2,14 @@
 
 All in one partition per brand, "SURGE#<brand>":
 
-- sk "S#<YYYY-MM-DDTHH:MM>#<channel>": the waits that started in one slot on one channel (`n`), with the
-  guards of the conversation states that added to it (as buckets keep them, dal.aggregates: the last state
+- sk "S#<YYYY-MM-DDTHH:MM>#<channel>#<shard>": the waits that started in one slot on one channel (`n`), with
+  the guards of the conversation states that added to it (as buckets keep them, dal.aggregates: the last state
   version applied, so a redelivered stream record adds nothing) and a revision `rev` every write moves on
-  and is conditioned on. Written whole by the aggregate step; expires 29 days after its last write (the
-  seasonal baseline reads four weeks back, nothing reads further), so the partition holds at most four
-  weeks of slots whatever the brand's history.
+  and is conditioned on. A slot is split in SLOT_SHARDS items by conversation state (a hash of its key), so
+  its guards never near the 400 KB item limit: 16 items hold a quarter of a million conversations' guards in
+  five minutes; a quiet slot has only the few shards its conversations hash to. Written whole by the
+  aggregate step; expires 29 days after its last write (the seasonal baseline reads four weeks back, nothing
+  reads further), so the partition holds at most four weeks of slots whatever the brand's history.
 - sk "OPEN#<channel>": the episode open on a channel, if any. Put only where absent: the one gate that
   makes a surge open once per episode, however sweeps overlap; deleted when it closes.
 - sk "E#<opened slot>#<channel>": an episode, open or closed, for GET /brands/{id}/surges; expires after
@@ -19,6 +21,7 @@ No stream consumer takes these items (measure takes posts, aggregate STATE# item
 from __future__ import annotations
 
 import json
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,8 +49,24 @@ def surge_pk(brand_id: str) -> str:
     return f"SURGE#{brand_id}"
 
 
-def slot_item_key(key: SlotKey) -> dict[str, str]:
-    return {"pk": surge_pk(key.brand_id), "sk": f"S#{key.slot}#{key.channel}"}
+SLOT_SHARDS = 16
+
+
+@dataclass(frozen=True, order=True)
+class SlotShard:
+    """The part of a slot that one conversation state's arrivals are counted in."""
+
+    key: SlotKey
+    shard: int
+
+    @classmethod
+    def of(cls, key: SlotKey, source_key: str) -> SlotShard:
+        return cls(key, zlib.crc32(source_key.encode()) % SLOT_SHARDS)
+
+
+def slot_item_key(part: SlotShard) -> dict[str, str]:
+    key = part.key
+    return {"pk": surge_pk(key.brand_id), "sk": f"S#{key.slot}#{key.channel}#{part.shard:02d}"}
 
 
 @dataclass(frozen=True)
@@ -211,8 +230,8 @@ class SurgeStore:
 
     # Slots: written by the aggregate step.
 
-    def read_slots(self, keys: Iterable[SlotKey]) -> dict[SlotKey, StoredSlot]:
-        wanted = {(item_key := slot_item_key(key))["sk"] + "|" + item_key["pk"]: key for key in keys}
+    def read_slots(self, parts: Iterable[SlotShard]) -> dict[SlotShard, StoredSlot]:
+        wanted = {(item_key := slot_item_key(part))["sk"] + "|" + item_key["pk"]: part for part in parts}
         found = {
             f"{item['sk']}|{item['pk']}": item
             for item in batch_get_items(self._table, [slot_item_key(key) for key in wanted.values()], consistent=True)
@@ -220,7 +239,7 @@ class SurgeStore:
         return {key: _stored_slot(found.get(name)) for name, key in wanted.items()}
 
     def write_slot(
-        self, key: SlotKey, read: StoredSlot, added: int, guards_written: Mapping[str, str], now: datetime
+        self, part: SlotShard, read: StoredSlot, added: int, guards_written: Mapping[str, str], now: datetime
     ) -> None:
         """The slot with `added` more arrivals and these guards moved on, if nobody wrote it since it was read.
 
@@ -232,8 +251,9 @@ class SurgeStore:
             if name not in expired_guards(read.guards, now, keep=guards_written)
         }
         guards.update(guards_written)
+        key = part.key
         item = {
-            **slot_item_key(key),
+            **slot_item_key(part),
             "item_type": SLOT_ITEM_TYPE,
             "brand_id": key.brand_id,
             "channel": key.channel,
@@ -253,18 +273,19 @@ class SurgeStore:
     # Slots: read by the sweeper.
 
     def arrivals(self, brand_id: str, first_slot: datetime, last_slot: datetime) -> dict[str, dict[datetime, int]]:
-        """Arrivals per channel and slot start, for the slots from first to last (both included): one Query."""
+        """Arrivals per channel and slot start, for the slots from first to last (both included): one Query, its
+        shards summed."""
         items = query_items(
             self._table,
             KeyConditionExpression=Key("pk").eq(surge_pk(brand_id))
             & Key("sk").between(f"S#{slot_label(first_slot)}", f"S#{slot_label(last_slot)}#{_AFTER_CHANNELS}"),
             ProjectionExpression="sk, n",
         )
-        counts: dict[str, dict[datetime, int]] = defaultdict(dict)
+        counts: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
         for item in items:
-            _, label, channel = str(item["sk"]).split("#", 2)
-            counts[channel][slot_from_label(label)] = int(item.get("n", 0))
-        return dict(counts)
+            _, label, channel, _shard = str(item["sk"]).split("#", 3)
+            counts[channel][slot_from_label(label)] += int(item.get("n", 0))
+        return {channel: dict(slots) for channel, slots in counts.items()}
 
     def hour_arrivals(self, brand_id: str, hour: datetime) -> dict[str, int]:
         """Arrivals per channel in one UTC hour (its twelve slots): one Query."""

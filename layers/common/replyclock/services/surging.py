@@ -27,14 +27,13 @@ from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.dal.posts import PostStore
-from replyclock.dal.surges import OpenEpisode, StoredSlot, SurgeEpisode, SurgeStore, TopPost
+from replyclock.dal.surges import OpenEpisode, SlotShard, StoredSlot, SurgeEpisode, SurgeStore, TopPost
 from replyclock.dal.table import ConditionFailed, StoreError
 from replyclock.logic.surges import (
     DEFAULT_POLICY,
     SLOT,
     Decision,
     OpenSurge,
-    SlotKey,
     SurgePolicy,
     SurgeReading,
     decide,
@@ -59,10 +58,10 @@ SURGE_ALERT_KIND = "surge"
 
 def count_arrivals(store: SurgeStore, changes: Sequence[StateChange], now: datetime) -> set[str]:
     """Add the changes' slot deltas to their slots, once each; the sequence numbers that could not be added."""
-    contributions: dict[SlotKey, list[tuple[StateChange, int]]] = defaultdict(list)
+    contributions: dict[SlotShard, list[tuple[StateChange, int]]] = defaultdict(list)
     for change in changes:
-        for key, delta in slot_delta(change.old, change.new).items():
-            contributions[key].append((change, delta))
+        for slot, delta in slot_delta(change.old, change.new).items():
+            contributions[SlotShard.of(slot, change.source_key)].append((change, delta))
     if not contributions:
         return set()
     failed: set[str] = set()
@@ -70,12 +69,12 @@ def count_arrivals(store: SurgeStore, changes: Sequence[StateChange], now: datet
         read = store.read_slots(contributions)
     except StoreError:
         return {change.sequence_number for parts in contributions.values() for change, _ in parts}
-    for key in sorted(contributions):
+    for part in sorted(contributions):
         try:
-            _add_to_slot(store, key, contributions[key], read[key], now)
+            _add_to_slot(store, part, contributions[part], read[part], now)
         except StoreError as error:
-            logger.warning("surge slot not written; the stream delivers it again", slot=key.slot, error=str(error))
-            failed.update(change.sequence_number for change, _ in contributions[key])
+            logger.warning("surge slot not written; the stream delivers it again", slot=part.key.slot, error=str(error))
+            failed.update(change.sequence_number for change, _ in contributions[part])
     return failed
 
 
@@ -97,20 +96,20 @@ def sum_above_guards(parts: Sequence[tuple[StateChange, int]], guards: dict[str,
 
 
 def _add_to_slot(
-    store: SurgeStore, key: SlotKey, parts: list[tuple[StateChange, int]], slot: StoredSlot, now: datetime
+    store: SurgeStore, part: SlotShard, changes: list[tuple[StateChange, int]], slot: StoredSlot, now: datetime
 ) -> None:
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        added, applied = sum_above_guards(parts, slot.guards)
+        added, applied = sum_above_guards(changes, slot.guards)
         if not applied:
             return
         try:
-            store.write_slot(key, slot, added, {g: guard_value(v, now) for g, v in applied.items()}, now)
+            store.write_slot(part, slot, added, {g: guard_value(v, now) for g, v in applied.items()}, now)
             return
         except ConditionFailed:
-            # Written meanwhile (another shard's batch, or ours partly retried): re-read so nothing adds twice.
+            # Written meanwhile (another stream shard's batch, or ours partly retried): re-read, so nothing adds twice.
             if attempt == MAX_ATTEMPTS:
                 raise
-            slot = store.read_slots([key])[key]
+            slot = store.read_slots([part])[part]
 
 
 # The sweeper: open and close episodes, alert.
