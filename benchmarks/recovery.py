@@ -72,7 +72,11 @@ def follow_up_shares(path: Path) -> dict[str, Counter[str]]:
     facts = backtesting._first_pass(path, "twcs")
     brands = directory_from(backtesting.uniform_policy_brands(facts.brand_ids, 3600))
     posts = [scored(post) for post in backtesting._rooted_posts(path, "twcs", facts) if post.id not in facts.deleted]
-    shares: dict[str, Counter[str]] = {"negative before": Counter(), "not negative before": Counter()}
+    shares: dict[str, Counter[str]] = {
+        "negative before": Counter(),
+        "not negative before": Counter(),
+        "answered": Counter(),
+    }
     threads: dict[tuple[str, str], list[Post]] = {}
     for post in posts:
         threads.setdefault((post.channel, post.conversation_id), []).append(post)
@@ -82,6 +86,8 @@ def follow_up_shares(path: Path) -> dict[str, Counter[str]]:
             fold = fold_conversation(placed, brands.get(brand_id), brands.brand_for_handle)
             for lane in fold.lanes.values():
                 for wait in lane.waits():
+                    if not wait.is_open:
+                        shares["answered"]["waits"] += 1
                     if wait.is_open or wait.sentiment_before is None or wait.sentiment_after is None:
                         continue
                     started = "negative before" if outcome_of(wait) is not None else "not negative before"
@@ -134,12 +140,14 @@ def main(argv: list[str]) -> None:
     print()
     print(f"| follow-up of those | positive (>= {POSITIVE_AT_LEAST}) | neutral | negative (<= {NEGATIVE_AT_MOST}) |")
     print("|---|---:|---:|---:|")
+    answered = shares.pop("answered")["waits"]
     for started, counts in shares.items():
         total = sum(counts.values()) or 1
         cells = " | ".join(
             f"{counts[felt]} ({counts[felt] / total:.0%})" for felt in ("positive", "neutral", "negative")
         )
         print(f"| {started} | {cells} |")
+    print(f"\nanswered waits: {answered}, of which negative before the answer: {everyone.negative}")
 
 
 if __name__ == "__main__":
