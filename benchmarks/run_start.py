@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -52,8 +53,16 @@ def one_run(table: str, speed: float, timeout: float) -> dict[str, float]:
     command = [sys.executable, "-m", "devtools.cli", "run", "--port", str(port), "--table", table]
     command += ["--speed", str(speed)]
     started = time.monotonic()
+    # Announced to `replyclock invoke` in a file of its own, not over a `make run` that may be running.
+    running_file = Path(tempfile.gettempdir()) / f"replyclock-run-start-{os.getpid()}.json"
     process = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, "REPLYCLOCK_RUNNING_FILE": str(running_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     seen: dict[str, float] = {}
 

@@ -43,6 +43,9 @@ class Run:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                # Announced to `replyclock invoke` in this test's folder, not where a `make run` or another
+                # test process announces its own.
+                env={**os.environ, "REPLYCLOCK_RUNNING_FILE": str(out.parent / "running.json")},
             )
 
     def text(self) -> str:
