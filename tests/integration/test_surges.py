@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +12,14 @@ import time_machine
 
 from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.localstack.template import REPO_ROOT
-from replyclock.dal.surges import SurgeStore
+from replyclock.dal.alert_outbox import AlertOutbox
+from replyclock.dal.open_waits import OpenWaitIndex
+from replyclock.dal.surges import SurgeEpisode, SurgeStore
 from replyclock.logic.surges import slot_start
 from replyclock.models.domain import Brand, SLAPolicy, SLATargets
+from replyclock.services.measuring import directory_from
+from replyclock.services.surging import SurgeAlert, SurgeWatch, UnansweredTopPosts, watch_surges
+from replyclock.services.sweeping import sweep
 from tests.support.api import ApiClient
 from tests.support.builders import T0, customer
 from tests.support.fixtures import load_event
@@ -145,3 +151,135 @@ def test_an_unknown_brand_is_404_and_a_quiet_one_has_no_surges(api: ApiClient, p
 
     assert unknown.status == 404
     assert quiet.status == 200 and (quiet.json()["open"], quiet.json()["surges"]) == ([], [])
+
+
+class FailingFirst:
+    """A publisher whose first `failures` publishes fail, as an SNS outage would; records what it delivered."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.delivered: list[SurgeAlert] = []
+
+    def __call__(self, alert: SurgeAlert) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("SNS unavailable")
+        self.delivered.append(alert)
+
+
+def watch_at(pipeline: Pipeline, minutes: float, publish: Callable[[SurgeAlert], None]) -> SurgeWatch:
+    table = pipeline.table_name
+    top_posts = UnansweredTopPosts(OpenWaitIndex(table), pipeline.conversations, pipeline.posts)
+    now = T0 + timedelta(minutes=minutes)
+    return watch_surges(SurgeStore(table), ["acme"], now, publish, AlertOutbox(table), top_posts)
+
+
+def test_a_failed_surge_alert_stays_pending_through_sla_sweeps_and_a_later_sweep_delivers_it_once(
+    pipeline: Pipeline,
+) -> None:
+    measured(pipeline)
+    publisher = FailingFirst(1)
+
+    failed = watch_at(pipeline, 4, publisher)
+    # The SLA sweep shares the outbox: it leaves the surge's pending alert alone (and does not trip on it)
+    sla = sweep(
+        OpenWaitIndex(pipeline.table_name),
+        pipeline.conversations,
+        pipeline.posts,
+        directory_from([ACME]),
+        lambda alert: None,
+        now=T0 + timedelta(minutes=5),
+        outbox=AlertOutbox(pipeline.table_name),
+    )
+    retried = watch_at(pipeline, 5, publisher)
+    quiet = watch_at(pipeline, 6, publisher)
+
+    assert [episode.surge_id for episode in failed.opened] == ["acme:x:2026-11-18T10:00"] and failed.delivered == []
+    [(failed_id, reason)] = failed.failed
+    assert reason == "RuntimeError: SNS unavailable"
+    assert (sla.retried, sla.dropped, sla.alerts) == (0, 0, [])
+    assert [alert.alert_id for alert in retried.delivered] == [failed_id] and retried.opened == []
+    assert quiet.delivered == [] and AlertOutbox(pipeline.table_name).pending() == []
+    assert [alert.alert_id for alert in publisher.delivered] == [failed_id]
+
+
+def test_an_opening_claimed_by_a_sweep_that_died_is_alerted_by_the_next_one(pipeline: Pipeline) -> None:
+    # Given a sweep that claimed the opening and died before recording its alert
+    measured(pipeline)
+    claimed = SurgeEpisode(
+        brand_id="acme",
+        channel="x",
+        opened_slot=T0,
+        opened_at=T0 + timedelta(minutes=3),
+        baseline_per_slot=0.25,
+        window_slots=1,
+        arrivals=6,
+        ratio=24.0,
+        peak_arrivals=0,
+    )
+    assert SurgeStore(pipeline.table_name).claim_opening(claimed)
+    publisher = FailingFirst(0)
+
+    # When the next sweeps run
+    first = watch_at(pipeline, 4, publisher)
+    second = watch_at(pipeline, 5, publisher)
+
+    # Then the claimed episode's alert goes out once, and no second episode opens
+    assert first.opened == [] and second.opened == [] and second.delivered == []
+    [alert] = publisher.delivered
+    assert alert.episode.surge_id == "acme:x:2026-11-18T10:00" and alert.episode.arrivals == 6
+    stored = SurgeStore(pipeline.table_name).episodes("acme", T0 - timedelta(days=1), T0 + timedelta(hours=1), 10)
+    assert [(episode.surge_id, episode.peak_arrivals) for episode in stored] == [("acme:x:2026-11-18T10:00", 8)]
+
+
+def episode_at(minutes: int, channel: str = "x") -> SurgeEpisode:
+    opened = T0 + timedelta(minutes=minutes)
+    return SurgeEpisode(
+        brand_id="acme",
+        channel=channel,
+        opened_slot=opened,
+        opened_at=opened + timedelta(minutes=1),
+        baseline_per_slot=0.5,
+        window_slots=3,
+        arrivals=12,
+        ratio=8.0,
+        peak_arrivals=6,
+        closed_slot=opened + timedelta(minutes=30),
+        closed_at=opened + timedelta(minutes=31),
+    )
+
+
+def test_the_list_is_newest_first_bounded_by_the_window_and_the_limit(api: ApiClient, pipeline: Pipeline) -> None:
+    pipeline.add_brands([ACME])
+    store = SurgeStore(pipeline.table_name)
+    for episode in (
+        episode_at(-3 * 24 * 60),  # three days before: outside a 2-day window
+        episode_at(0),
+        episode_at(60),
+        episode_at(120, channel="mastodon"),
+    ):
+        store.save_episode(episode)
+    api.now = T0 + timedelta(hours=3)
+
+    two_days = api.call("api_brand_surges.json", query={"days": "2"}).json()
+    limited = api.call("api_brand_surges.json", query={"days": "2", "limit": "2"}).json()
+    on_x = api.call("api_brand_surges.json", query={"days": "7", "channel": "x"}).json()
+
+    assert [surge["started_at"] for surge in two_days["surges"]] == [
+        "2026-11-18T12:00:00Z",
+        "2026-11-18T11:00:00Z",
+        "2026-11-18T10:00:00Z",
+    ]
+    assert not two_days["truncated"] and two_days["open"] == []
+    assert [surge["channel"] for surge in limited["surges"]] == ["mastodon", "x"] and limited["truncated"]
+    assert [surge["started_at"] for surge in on_x["surges"]] == [
+        "2026-11-18T11:00:00Z",
+        "2026-11-18T10:00:00Z",
+        "2026-11-15T10:00:00Z",
+    ]
+    assert on_x["surges"][0]["top_posts"] == []
+    assert (on_x["surges"][0]["status"], on_x["surges"][0]["window_minutes"], on_x["surges"][0]["expected"]) == (
+        "closed",
+        15,
+        1.5,
+    )
