@@ -18,6 +18,7 @@ ROUTES = {
     ("GET", "/metrics/summary"),
     ("GET", "/metrics/timeseries"),
     ("GET", "/metrics/distribution"),
+    ("GET", "/metrics/recovery"),
     ("GET", "/conversations"),
     ("GET", "/conversations/{channel}/{conversation_id}"),
     ("DELETE", "/conversations/{channel}/{conversation_id}/posts/{post_id}"),
