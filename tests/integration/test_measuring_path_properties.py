@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 
 from devtools.localstack.lambda_runtime import FakeLambdaContext
 from devtools.localstack.streams import Record
+from replyclock.dal.surges import SurgeStore
 from replyclock.logic.aggregation import Granularity
+from replyclock.logic.surges import slot_start
 from replyclock.models.domain import AuthorRole, Brand, Post, Wait
 from tests.support.builders import T0
 from tests.support.emulators import TableEmulator, on_emulator
@@ -224,3 +227,17 @@ def assert_states_and_buckets_are_exact(
     for granularity in (Granularity.HOUR, Granularity.DAY):
         brand_wide = stored_snapshot(pipeline.buckets, brands, granularity, brand_wide=True)
         assert brand_wide == expected_snapshot(all_waits, granularity, brand_wide=True), granularity
+    # and the arrivals per 5-minute slot (surges) are exactly the waits' starts, each counted once
+    if all_waits:
+        first, last = min(w.started_at for w in all_waits), max(w.started_at for w in all_waits)
+        surges = SurgeStore(pipeline.table_name)
+        arrivals = Counter(
+            {
+                (brand, channel, slot): count
+                for brand in brands
+                for channel, slots in surges.arrivals(brand, slot_start(first), slot_start(last)).items()
+                for slot, count in slots.items()
+                if count
+            }
+        )
+        assert arrivals == Counter((w.brand_id, w.channel, slot_start(w.started_at)) for w in all_waits)
