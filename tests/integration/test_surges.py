@@ -20,7 +20,7 @@ from replyclock.models.domain import Brand, SLAPolicy, SLATargets
 from replyclock.services.measuring import directory_from
 from replyclock.services.surging import SurgeAlert, SurgeWatch, UnansweredTopPosts, watch_surges
 from replyclock.services.sweeping import sweep
-from tests.support.api import ApiClient
+from tests.support.api import ApiClient, ApiResponse, http_event
 from tests.support.builders import T0, customer
 from tests.support.fixtures import load_event
 from tests.support.pipeline import Pipeline
@@ -283,3 +283,28 @@ def test_the_list_is_newest_first_bounded_by_the_window_and_the_limit(api: ApiCl
         15,
         1.5,
     )
+
+
+@pytest.mark.parametrize("path", ["/brands/" + "a" * 65 + "/surges", "/brands/%00acme/surges", "/brands/ac me/surges"])
+def test_a_malformed_brand_id_is_a_400(api: ApiClient, pipeline: Pipeline, path: str) -> None:
+    pipeline.add_brands([ACME])
+
+    response = api.call("api_brand_surges.json", path=path)
+
+    assert response.status == 400 and response.json()["field"] == "brand_id"
+
+
+def test_a_caller_reads_only_the_surges_of_its_own_brands(api: ApiClient, pipeline: Pipeline) -> None:
+    pipeline.add_brands([ACME, Brand(id="globex", name="Globex")])
+    claims = {"sub": "analyst", "iss": "https://issuer.example.com/pool", "replyclock_brands": "[globex]"}
+
+    def as_globex_reader(path: str) -> ApiResponse:
+        event = http_event("api_brand_surges.json", path=path)
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+        return api.send(event)
+
+    assert as_globex_reader("/brands/globex/surges").status == 200
+    forbidden, unknown = as_globex_reader("/brands/acme/surges"), as_globex_reader("/brands/nobody/surges")
+    # Existence does not leak: an unknown brand is forbidden too, not 404
+    assert (forbidden.status, forbidden.json()["field"]) == (403, "brand")
+    assert (unknown.status, unknown.json()["field"]) == (403, "brand")
