@@ -497,7 +497,7 @@ def command_replay(args: argparse.Namespace) -> int:
     else:
         print_summary_table(Console(), summaries)
     if args.report:
-        from devtools.report import write_report
+        from replyclock.services.backtest_report import write_report
 
         written = write_report(Path(args.report), outcome, args.sla_seconds, path.name)
         console.print(f"report written to {written}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import threading
 import time
@@ -318,10 +317,6 @@ class LocalStack:
                     body = {"message": envelope.get("Message")}
                 self.options.on_alert(str(envelope.get("Subject", "")), body if isinstance(body, dict) else {})
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-    def remove_logs(self) -> None:
-        if self.log_dir is not None:
-            shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def _forget_cached_clients() -> None:
