@@ -308,3 +308,29 @@ def test_a_caller_reads_only_the_surges_of_its_own_brands(api: ApiClient, pipeli
     # Existence does not leak: an unknown brand is forbidden too, not 404
     assert (forbidden.status, forbidden.json()["field"]) == (403, "brand")
     assert (unknown.status, unknown.json()["field"]) == (403, "brand")
+
+
+def test_a_surge_spread_over_channels_opens_brand_wide_only(pipeline: Pipeline) -> None:
+    # Given four new customers on x and four on mastodon within four minutes: too few on either channel alone
+    pipeline.add_brands([ACME])
+    spread = [
+        customer(f"{channel}{n}", n, conversation=f"{channel}{n}", author=f"u{n}", channel=channel, reach=n)
+        for channel in ("x", "mastodon")
+        for n in range(1, 5)
+    ]
+    pipeline.write(spread)
+    pipeline.run()
+    publisher = FailingFirst(0)
+
+    # When the sweeper runs
+    watch = watch_at(pipeline, 4, publisher)
+
+    # Then one surge opens, for the brand as a whole (channel "*"), its top posts from both channels
+    assert [episode.surge_id for episode in watch.opened] == ["acme:*:2026-11-18T10:00"]
+    [alert] = publisher.delivered
+    assert [(post.channel, post.post_id) for post in alert.episode.top_posts] == [
+        ("mastodon", "mastodon4"),
+        ("x", "x4"),
+        ("mastodon", "mastodon3"),
+    ]
+    assert watch.open_now == {("acme", "*"): True, ("acme", "mastodon"): False, ("acme", "x"): False}

@@ -51,6 +51,7 @@ def surge_out(episode: SurgeEpisode) -> SurgeOut:
         peak_arrivals_per_5min=episode.peak_arrivals,
         top_posts=[
             SurgePostOut(
+                channel=post.channel or episode.channel,
                 post_id=post.post_id,
                 conversation_id=post.conversation_id,
                 customer=post.customer,
@@ -70,7 +71,8 @@ def surge_out(episode: SurgeEpisode) -> SurgeOut:
     description="A surge is a brand's channel receiving far more mentions (waits opened) per 5 minutes than its "
     "own baseline: the same hour of the week over the last 4 weeks, the hour before, or a floor, whichever is "
     "highest. It opens once per episode (with an alert carrying its top unanswered posts) and closes when 15 "
-    "minutes of complete slots are back to the baseline it opened against.",
+    "minutes of complete slots are back to the baseline it opened against. A brand seen on several channels is "
+    "also judged as a whole: its brand-wide surges have channel `*`.",
     responses=route_responses(400, 404),
     tags=["brands"],
 )

@@ -96,9 +96,12 @@ class TopPost:
     exposure: int = 0
     url: str | None = None
     excerpt: str = ""
+    # Its own channel (a brand-wide surge's posts come from several).
+    channel: str = ""
 
     def to_record(self) -> dict[str, Any]:
         return {
+            "channel": self.channel,
             "post_id": self.post_id,
             "conversation_id": self.conversation_id,
             "customer": self.customer,
@@ -118,6 +121,7 @@ class TopPost:
             exposure=int(record.get("exposure", 0)),
             url=record.get("url"),
             excerpt=str(record.get("excerpt", "")),
+            channel=str(record.get("channel", "")),
         )
 
 

@@ -614,6 +614,7 @@ class EtaResponse(ApiModel):
 class SurgePostOut(ApiModel):
     """One post a surge shows: an unanswered mention of it when it opened, the most exposed first."""
 
+    channel: str
     post_id: str
     conversation_id: str
     customer: str
@@ -627,7 +628,7 @@ class SurgeOut(ApiModel):
     """One surge episode: a brand's channel receiving far more mentions than its own baseline."""
 
     id: str = Field(description="`<brand>:<channel>:<slot it opened in>`: the same in the alert.")
-    channel: str
+    channel: str = Field(description="The channel, or `*`: every channel of a brand seen on several, together.")
     status: Literal["open", "closed"]
     started_at: datetime = Field(description="The start of the first 5-minute slot of the window that opened it.")
     opened_at: datetime = Field(description="When the sweeper saw it.")

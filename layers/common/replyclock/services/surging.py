@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -51,6 +51,8 @@ MAX_ATTEMPTS = 5
 TOP_POSTS = 3
 EXCERPT_CHARACTERS = 280
 SURGE_ALERT_KIND = "surge"
+# The channel of a brand-wide surge (every channel together; judged only for brands seen on several channels).
+ALL_CHANNELS = "*"
 
 
 # The stream path: arrivals per slot, exactly once.
@@ -196,19 +198,20 @@ class UnansweredTopPosts:
             (
                 entry
                 for entry in self._entries
-                if entry.brand_id == brand_id and entry.channel == channel and entry.open_since >= since
+                if entry.brand_id == brand_id and channel in (entry.channel, ALL_CHANNELS) and entry.open_since >= since
             ),
             key=lambda entry: (-entry.exposure, entry.open_since, entry.conversation_id, entry.customer),
         )
         shown: list[TopPost] = []
         for entry in candidates[:TOP_POSTS]:
-            state = self._conversations.get(channel, entry.conversation_id, brand_id, entry.customer)
+            state = self._conversations.get(entry.channel, entry.conversation_id, brand_id, entry.customer)
             wait = state.open_wait if state else None
             if wait is None:
                 continue
-            post = self._posts.get(channel, entry.conversation_id, wait.start_post_id)
+            post = self._posts.get(entry.channel, entry.conversation_id, wait.start_post_id)
             shown.append(
                 TopPost(
+                    channel=entry.channel,
                     post_id=wait.start_post_id,
                     conversation_id=entry.conversation_id,
                     customer=entry.customer,
@@ -256,6 +259,9 @@ def _watch_brand(
     slots = needed_slots(now, policy)
     recent = store.arrivals(brand_id, slots[0], slots[-1])
     opened = store.open_episodes(brand_id)
+    if len(recent) > 1 or ALL_CHANNELS in opened:
+        # Several channels: the brand as a whole too, so a surge spread thin over its channels is seen.
+        recent[ALL_CHANNELS] = all_channels(recent.values())
     window = slots_back(now, max(policy.windows))
     # A channel with fewer arrivals than min_arrivals in its longest window cannot surge, whatever its baseline:
     # the seasonal hours are read only when one can.
@@ -266,7 +272,7 @@ def _watch_brand(
     ]
     seasonal = [store.hour_arrivals(brand_id, hour) for hour in seasonal_hours_of(now, policy)] if could_open else []
     for channel in sorted(set(recent) | set(opened)):
-        reading = SurgeReading(now, recent.get(channel, {}), [hours.get(channel, 0) for hours in seasonal])
+        reading = SurgeReading(now, recent.get(channel, {}), [_of_channel(hours, channel) for hours in seasonal])
         current = opened.get(channel)
         frozen = OpenSurge(current.episode.opened_slot, current.episode.baseline_per_slot) if current else None
         decision = decide(frozen, reading, policy)
@@ -280,6 +286,18 @@ def _watch_brand(
             continue
         _follow(store, current, reading, now, decision, publish, outbox, watch, attempted)
         watch.open_now[(brand_id, channel)] = not decision.closes
+
+
+def all_channels(by_channel: Iterable[Mapping[datetime, int]]) -> dict[datetime, int]:
+    """Arrivals per slot of every channel together."""
+    summed: Counter[datetime] = Counter()
+    for counts in by_channel:
+        summed.update(counts)
+    return dict(summed)
+
+
+def _of_channel(hours: Mapping[str, int], channel: str) -> int:
+    return sum(hours.values()) if channel == ALL_CHANNELS else hours.get(channel, 0)
 
 
 def _open(
