@@ -47,8 +47,8 @@ def _mentions(url: str) -> int | None:
         return None
 
 
-def one_run(table: str, speed: float, timeout: float) -> dict[str, float]:
-    """Seconds from launch to each milestone and to the first non-empty summary."""
+def one_run(table: str, speed: float, timeout: float) -> tuple[dict[str, float], str]:
+    """Seconds from launch to each milestone and to the first non-empty summary; where the table ran."""
     port = _free_port()
     command = [sys.executable, "-m", "devtools.cli", "run", "--port", str(port), "--table", table]
     command += ["--speed", str(speed)]
@@ -65,10 +65,13 @@ def one_run(table: str, speed: float, timeout: float) -> dict[str, float]:
         start_new_session=True,
     )
     seen: dict[str, float] = {}
+    table_on: list[str] = []
 
     def watch_output() -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            if line.startswith("  table "):
+                table_on.append("DynamoDB Local" if " on DynamoDB Local " in line else "moto")
             for prefix, name in MILESTONES.items():
                 if line.startswith(prefix) and name not in seen:
                     seen[name] = time.monotonic() - started
@@ -94,7 +97,7 @@ def one_run(table: str, speed: float, timeout: float) -> dict[str, float]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         reader.join(5)
-    return seen
+    return seen, table_on[0] if table_on else "?"
 
 
 def _busy_loops(count: int, stack: ExitStack) -> None:
@@ -118,10 +121,10 @@ def main(argv: list[str]) -> None:
     with ExitStack() as stack:
         _busy_loops(args.load, stack)
         for number in range(1, args.runs + 1):
-            seen = one_run(args.table, args.speed, args.timeout)
+            seen, table_on = one_run(args.table, args.speed, args.timeout)
             firsts.append(seen["first non-empty summary"])
             stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(seen.items(), key=lambda x: x[1]))
-            print(f"  run {number}: {stages}", flush=True)
+            print(f"  run {number} (table on {table_on}): {stages}", flush=True)
     print(
         f"first non-empty summary: median {statistics.median(firsts):.1f} s, "
         f"min {min(firsts):.1f} s, max {max(firsts):.1f} s"
