@@ -71,6 +71,8 @@ def table_indexes() -> list[Index]:
 def item_kind(sort_key: str, partition_key: str) -> str:
     if partition_key.startswith("AGG#"):
         return "bucket"
+    if partition_key.startswith("SURGE#"):
+        return "surge slot" if sort_key.startswith("S#") else "surge episode"
     if sort_key.startswith("STATE#~"):
         return "archived wait"
     if sort_key.startswith("STATE#"):
