@@ -38,6 +38,9 @@ TEXTS = [
     "@acme @globex anyone?",
     "thanks",
     "still waiting",
+    # Negative (VADER), so recovery's counters are exercised: "still broken" after an answer does not recover.
+    "@acme this is awful",
+    "still broken, terrible",
     "#thissucks @acme",
     "@alice sorry about that",
     "@bob please DM us",
