@@ -10,7 +10,7 @@ import pytest
 
 from replyclock.logic.sentiment import compound_score
 from replyclock.models.domain import Brand
-from tests.support.api import ApiClient
+from tests.support.api import ApiClient, http_event
 from tests.support.builders import T0, brand, customer
 from tests.support.expectations import brand_directory, expected_waits, stored_waits
 from tests.support.pipeline import Pipeline
@@ -189,3 +189,19 @@ def test_the_route_is_in_the_openapi_document(api: ApiClient, pipeline: Pipeline
         "to",
     }
     assert "clock" not in {parameter["name"] for parameter in operation["parameters"]}
+
+
+def test_a_caller_reads_only_the_recovery_of_its_own_brands(api: ApiClient, pipeline: Pipeline) -> None:
+    pipeline.add_brands([ACME, Brand(id="globex", name="Globex")])
+    claims = {"sub": "analyst", "iss": "https://issuer.example.com/pool", "replyclock_brands": "[globex]"}
+
+    def as_globex_reader(brand_id: str) -> Any:
+        event = http_event("api_metrics_recovery.json", query={**AROUND_T0, "brand": brand_id})
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+        return api.send(event)
+
+    assert as_globex_reader("globex").status == 200
+    for brand_id in ("acme", "nobody"):  # an unknown brand is forbidden too: existence does not leak
+        response = as_globex_reader(brand_id)
+        assert response.status == 403, response.body
+        assert response.json()["field"] == "brand"
