@@ -73,3 +73,23 @@ def test_a_wilson_interval_holds_the_share_and_stays_within_0_and_1() -> None:
     assert (round(low, 2), round(high, 2)) == (0.26, 0.69)
     assert recovery.wilson(10, 10) == (pytest.approx(0.722, abs=1e-3), 1.0)
     assert recovery.wilson(0, 10) == (0.0, pytest.approx(0.278, abs=1e-3))
+
+
+def test_replay_json_lines_carry_each_brands_recovery(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from devtools.cli import main
+
+    assert main(["replay", str(export), "--json"]) == 0
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+
+    assert line["brand"] == "acme"
+    assert (line["recovery"]["negative"], line["recovery"]["recovered"], line["recovery"]["recovery_rate"]) == (
+        2,
+        1,
+        1.0,
+    )
+    assert [band["response_band"] for band in line["recovery"]["by_response_band"]] == [
+        "under_15m",
+        "15m_to_1h",
+        "1h_to_4h",
+        "over_4h",
+    ]
