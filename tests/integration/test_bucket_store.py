@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import boto3
@@ -18,7 +19,7 @@ from replyclock.dal.aggregates import (
     stored_bucket,
     totals_from_item,
 )
-from replyclock.dal.table import StoreError, get_table, query_as_sent, query_items
+from replyclock.dal.table import StoreError, get_client, get_table, query_as_sent, query_items
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity
 from replyclock.logic.histogram import LatencyHistogram
 from replyclock.models.domain import Brand, Priority, WaitKind
@@ -82,6 +83,31 @@ def test_buckets_read_as_sent_hold_the_sums_boto3_reads(pipeline: Pipeline) -> N
     for item, (key, totals) in zip(parsed, as_sent, strict=True):
         assert bucket_key_from_item(item) == key
         assert same_sums(totals, totals_from_item(item)) and same_sums(totals, some_totals())
+
+
+def test_both_readers_follow_the_pages_of_a_query_past_one_megabyte(pipeline: Pipeline) -> None:
+    # Given 40 items of 60 KB under one partition: DynamoDB sends them in pages of at most 1 MB
+    table = boto3.resource("dynamodb").Table(pipeline.table_name)
+    sort_keys = [f"PAGE#{number:03d}" for number in range(40)]
+    with table.batch_writer() as writer:
+        for sort_key in sort_keys:
+            writer.put_item(Item={"pk": "PAGING", "sk": sort_key, "padding": "p" * 60_000})
+    pages = {"boto3": 0, "as sent": 0}
+
+    def counter(reader: str) -> Callable[..., None]:
+        return lambda **_: pages.update({reader: pages[reader] + 1})
+
+    get_table(pipeline.table_name).meta.client.meta.events.register("before-call.dynamodb.Query", counter("boto3"))
+    get_client().meta.events.register("before-call.dynamodb.Query", counter("as sent"))
+
+    # When each reader reads the partition
+    boto3_read = list(query_items(get_table(pipeline.table_name), KeyConditionExpression=Key("pk").eq("PAGING")))
+    as_sent = list(query_as_sent(get_table(pipeline.table_name), "pk = :pk", {":pk": {"S": "PAGING"}}))
+
+    # Then each returns every item once, in order, having asked for more than one page
+    assert [item["sk"] for item in boto3_read] == sort_keys
+    assert [item["sk"]["S"] for item in as_sent] == sort_keys
+    assert pages == {"boto3": 3, "as sent": 3}  # 2.4 MB in pages of at most 1 MB
 
 
 def test_an_error_read_as_sent_is_still_a_store_error(pipeline: Pipeline) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -71,15 +71,7 @@ def query_as_sent(
         "ExpressionAttributeValues": dict(values),
         "ConsistentRead": consistent,
     }
-    while True:
-        try:
-            page: dict[str, Any] = dict(get_client().query(**request))
-        except ClientError as error:
-            raise translate(error) from error
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    yield from _paged(get_client().query, request)
 
 
 def _take_items_as_sent(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
@@ -98,15 +90,19 @@ def get_table(table_name: str) -> Table:
 
 def query_items(table: Table, **query: Any) -> Iterator[dict[str, Any]]:
     """Every item a Query matches, page after page; DynamoDB errors come out as StoreErrors."""
+    yield from _paged(table.query, query)
+
+
+def _paged(query: Callable[..., Mapping[str, Any]], request: dict[str, Any]) -> Iterator[Any]:
     while True:
         try:
-            page = table.query(**query)
+            page = query(**request)
         except ClientError as error:
             raise translate(error) from error
         yield from page.get("Items", [])
         if "LastEvaluatedKey" not in page:
             return
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def put_if(
