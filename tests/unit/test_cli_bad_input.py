@@ -63,6 +63,38 @@ def test_run_refuses_a_bad_export_before_starting_anything(tmp_path: Path, name:
     assert isinstance(exited.value.code, str) and "\n" not in exited.value.code
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_run_of_a_bad_export_is_one_line_and_leaves_no_table_emulator_running(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given `replyclock run`, which launches DynamoDB Local before it reads the export (its JVM starts meanwhile)
+    from devtools.localstack import emulator
+
+    launched: list[StoppableServer] = []
+
+    def launch(*_: object) -> tuple[StoppableServer, None]:
+        launched.append(StoppableServer())
+        return launched[-1], None
+
+    monkeypatch.setattr(emulator, "launch_dynamodb_local", launch)
+
+    # When the export is bad
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--replay", str(bad_inputs(tmp_path)[name]), "--port", "0", "--logs", str(tmp_path / "logs")])
+
+    # Then it says so in one line, and whatever it launched is stopped
+    message = exited.value.code
+    assert isinstance(message, str) and message and "\n" not in message, message
+    assert all(server.stopped for server in launched)
+
+
+class StoppableServer:
+    stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
 def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="is a directory"):
         main(["replay", str(bad_inputs(tmp_path)["folder.csv"])])
