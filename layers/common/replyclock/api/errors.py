@@ -2,10 +2,10 @@
 
 400 for malformed parameters (and bodies that are not JSON, or JSON nested too deep or with
 absurdly long numbers), 403 for a brand the caller may not read, 404 for an unknown brand,
-conversation or route, 409 for a lost concurrent update, 412 for a stale If-Match, 413 for an
-oversized body, 415 for a body that is not JSON, 422 for a JSON body that fails validation,
-428 for a write that needs If-Match and has none, 503 when DynamoDB throttles. Anything else
-is our fault: logged, and answered 500 without internals.
+conversation or route, 412 for a stale If-Match (a lost concurrent update included), 413 for an
+oversized body, 415 for a body that is not JSON, 422 for a JSON body that fails validation, 428 for
+a write that needs If-Match and has none, 503 when DynamoDB throttles. Anything else is our fault:
+logged, and answered 500 without internals.
 """
 
 from __future__ import annotations
@@ -58,10 +58,6 @@ class BadRequest(ApiError):
 
 class NotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
-
-
-class Conflict(ApiError):
-    status = HTTPStatus.CONFLICT
 
 
 class Forbidden(ApiError):
@@ -237,7 +233,6 @@ def route_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
         400: "Malformed parameter (or a body that is not JSON).",
         403: "The caller may not read this brand (per-brand authorisation).",
         404: "Unknown brand, conversation, source or route.",
-        409: "The resource changed concurrently; retry.",
         412: "If-Match (or If-None-Match: *) does not match the resource: read it again.",
         428: "An update needs If-Match with the ETag last read.",
         413: f"Body larger than {MAX_BODY_BYTES} bytes.",
