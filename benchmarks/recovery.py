@@ -69,9 +69,9 @@ def _summed(items: list[RecoveryFigures]) -> RecoveryFigures:
 
 def follow_up_shares(path: Path) -> dict[str, Counter[str]]:
     """Follow-ups after an answer by how the customer felt before it: negative or not -> positive/neutral/negative."""
-    facts = backtesting._first_pass(path, "twcs")
-    brands = directory_from(backtesting.uniform_policy_brands(facts.brand_ids, 3600))
-    posts = [scored(post) for post in backtesting._rooted_posts(path, "twcs", facts) if post.id not in facts.deleted]
+    export = backtesting.export_contents(path, "twcs")
+    brands = directory_from(backtesting.uniform_policy_brands(export.brand_ids, 3600))
+    posts = [scored(post) for post in export.posts]
     shares: dict[str, Counter[str]] = {
         "negative before": Counter(),
         "not negative before": Counter(),

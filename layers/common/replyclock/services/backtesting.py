@@ -214,6 +214,22 @@ def _jsonl_values(path: Path) -> Iterator[dict[str, object] | None]:
             yield value if isinstance(value, dict) else None
 
 
+@dataclass(frozen=True)
+class ExportContents:
+    posts: list[Post]
+    brand_ids: frozenset[str]
+
+
+def export_contents(path: Path, kind: str) -> ExportContents:
+    """Every accepted post of the export under its conversation root, deleted ones left out, and the brands that posted.
+
+    In memory, for evaluations that walk an export's posts themselves (the backtest above streams them instead).
+    """
+    facts = _first_pass(path, kind)
+    posts = [post for post in _rooted_posts(path, kind, facts) if post.id not in facts.deleted]
+    return ExportContents(posts, frozenset(facts.brand_ids))
+
+
 def _first_pass(path: Path, kind: str) -> ExportFacts:
     facts = ExportFacts()
     parents: dict[str, str | None] = {}

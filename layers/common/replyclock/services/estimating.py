@@ -43,10 +43,8 @@ BUSIEST = 5
 
 def export_waits(path: Path, kind: str = "twcs") -> list[Wait]:
     """Every wait of every brand in the export, as the measuring path computes them (no sweeper: open stays open)."""
-    facts = backtesting._first_pass(path, kind)
-    brands = directory_from(backtesting.uniform_policy_brands(facts.brand_ids, 3600))
-    posts = [post for post in backtesting._rooted_posts(path, kind, facts) if post.id not in facts.deleted]
-    return waits_of(posts, brands)
+    export = backtesting.export_contents(path, kind)
+    return waits_of(export.posts, directory_from(backtesting.uniform_policy_brands(export.brand_ids, 3600)))
 
 
 def waits_of(posts: Iterable[Post], brands: BrandDirectory) -> list[Wait]:
