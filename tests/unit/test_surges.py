@@ -250,3 +250,14 @@ def test_redelivered_batches_count_each_arrival_once(starts: list[int], data: st
     expected = {SlotKey("acme", "x", slot_label(T0 + timedelta(minutes=earliest))): 1}
     assert {part.key: slot.count for part, slot in store.items.items() if slot.count} == expected
     assert all(name.startswith(GUARD_PREFIX) for slot in store.items.values() for name in slot.guards)
+
+
+def test_a_slot_older_than_anything_the_sweeper_reads_is_not_written() -> None:
+    # A backfill measured 30 days after its posts: the seasonal baseline reads four weeks back, no further.
+    store = MemorySlots()
+    [change] = changes_of(lane_history([7]))
+
+    assert count_arrivals(store, [change], T0 + timedelta(days=30)) == set()  # type: ignore[arg-type]
+    assert store.items == {}
+    assert count_arrivals(store, [change], T0 + timedelta(days=28)) == set()  # type: ignore[arg-type]
+    assert {part.key: slot.count for part, slot in store.items.items()} == {SlotKey("acme", "x", "2026-11-18T10:05"): 1}

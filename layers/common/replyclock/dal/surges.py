@@ -38,7 +38,8 @@ from replyclock.logic.surges import SLOT, SlotKey, slot_from_label, slot_label
 SLOT_ITEM_TYPE = "surge_slot"
 EPISODE_ITEM_TYPE = "surge"
 OPEN_ITEM_TYPE = "surge_open"
-# Four weeks of seasonal baseline and the hour before: nothing reads a slot older than that.
+# Four weeks of seasonal baseline and the hour before: nothing reads a slot older than that, so the aggregate step
+# writes none (services.surging.count_arrivals) and each expires this long after its last write.
 SLOT_RETENTION = timedelta(days=29)
 EPISODE_RETENTION = timedelta(days=90)
 # After any channel name ([a-z0-9_-]): the upper bound of a key range over channels.

@@ -27,7 +27,15 @@ from replyclock.dal.alert_outbox import AlertOutbox
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.open_waits import OpenWaitEntry, OpenWaitIndex
 from replyclock.dal.posts import PostStore
-from replyclock.dal.surges import OpenEpisode, SlotShard, StoredSlot, SurgeEpisode, SurgeStore, TopPost
+from replyclock.dal.surges import (
+    SLOT_RETENTION,
+    OpenEpisode,
+    SlotShard,
+    StoredSlot,
+    SurgeEpisode,
+    SurgeStore,
+    TopPost,
+)
 from replyclock.dal.table import ConditionFailed, StoreError
 from replyclock.logic.surges import (
     DEFAULT_POLICY,
@@ -40,6 +48,7 @@ from replyclock.logic.surges import (
     needed_slots,
     seasonal_hours_of,
     slot_delta,
+    slot_from_label,
     slot_label,
     slot_start,
     slots_back,
@@ -61,8 +70,13 @@ ALL_CHANNELS = "*"
 def count_arrivals(store: SurgeStore, changes: Sequence[StateChange], now: datetime) -> set[str]:
     """Add the changes' slot deltas to their slots, once each; the sequence numbers that could not be added."""
     contributions: dict[SlotShard, list[tuple[StateChange, int]]] = defaultdict(list)
+    horizon = now - SLOT_RETENTION
     for change in changes:
         for slot, delta in slot_delta(change.old, change.new).items():
+            # The sweeper never reads a slot this old (its seasonal baseline reaches four weeks back): a backfill
+            # of last year's posts writes no slot at all. Time only moves on, so a slot skipped stays unread.
+            if slot_from_label(slot.slot) < horizon:
+                continue
             contributions[SlotShard.of(slot, change.source_key)].append((change, delta))
     if not contributions:
         return set()
