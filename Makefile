@@ -56,10 +56,11 @@ TEST_ENV := env -u AWS_PROFILE \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SECURITY_TOKEN=testing AWS_SESSION_TOKEN=testing
 
-.PHONY: help venv .venv sam-venv chromium dynamodb-local security lint fmt test build deploy bench run invoke replay clean distclean
+.PHONY: help venv .venv sam-venv chromium dynamodb-local security lint fmt test test-unit test-integration test-local test-browser build deploy bench run invoke replay clean distclean
 
 help:
-	@echo "make test       lint, then pytest (what CI runs)"
+	@echo "make test       lint, then pytest on every core (what CI runs; TEST_WORKERS=1 for one)"
+	@echo "make test-unit | test-integration | test-local | test-browser   one tier, no lint"
 	@echo "make lint       ruff check, ruff format --check, mypy, cfn-lint, sam validate --lint"
 	@echo "make fmt        ruff check --fix, then ruff format"
 	@echo "make build      sam build (arm64 layer from target-platform wheels; no Docker)"
@@ -162,8 +163,23 @@ chromium:
 			echo "Chromium is not installed (apt-get install chromium, as root): the browser tests will be skipped." >&2; \
 		fi; }
 
+# pytest-xdist: one worker per core (TEST_WORKERS=1 for a serial run), each test file whole on one worker so
+# the emulators and local stacks a file shares start once; each worker starts its own DynamoDB Local.
+TEST_WORKERS ?= auto
+PYTEST := $(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -rs
+
 test: lint security $(DDB_LOCAL_STAMP) chromium
-	$(TEST_ENV) $(BIN)/pytest
+	$(PYTEST)
+
+# Inner loops: one tier at a time, no lint.
+test-unit: $(DEV_STAMP)
+	$(PYTEST) tests/unit
+test-integration: $(DEV_STAMP) $(DDB_LOCAL_STAMP)
+	$(PYTEST) tests/integration
+test-local: $(DEV_STAMP) $(DDB_LOCAL_STAMP)
+	$(PYTEST) tests/localstack
+test-browser: $(DEV_STAMP) chromium
+	$(PYTEST) tests/browser
 
 bench: $(DEV_STAMP)
 	@test -f benchmarks/__main__.py || { \

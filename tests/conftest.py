@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 # Before anything imports boto3: fake credentials, a region, and moto's in-process
 # DynamoDB Streams (botocore >= 1.44.4 otherwise routes them to an account endpoint).
 os.environ.update(
@@ -27,4 +29,15 @@ from devtools.localstack import moto_patches  # noqa: E402
 # answers DynamoDB calls at the speed the slow suites need (devtools/localstack/moto_patches.py says why).
 moto_patches.install()
 
+from replyclock import redaction  # noqa: E402
+
 pytest_plugins = ["tests.support.fixtures", "tests.support.api", "tests.support.emulators"]
+
+
+@pytest.fixture(autouse=True)
+def secrets_registered_by_a_test_end_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # replyclock.redaction keeps every secret the process loads, for the life of the process (as a Lambda container
+    # should). A test's credentials, or a token a fuzzed payload handed a connector, must not mask text in a later
+    # test (which tests share a process depends on how pytest-xdist distributes them): restored after each test.
+    monkeypatch.setattr(redaction, "_secrets", redaction._secrets)
+    monkeypatch.setattr(redaction, "_matchers", redaction._matchers)

@@ -42,9 +42,18 @@ def dynamodb_local() -> Iterator[str]:
         message = f"DynamoDB Local tier skipped: {reason}"
         _skipped[:] = [message]
         pytest.skip(message)
-    server = DynamoDBLocal()
+    # Under pytest-xdist each worker starts its own; a port found free can be taken before the JVM binds it,
+    # and the JVM then exits at once: try another port.
+    for attempt in range(3):
+        server = DynamoDBLocal()
+        try:
+            endpoint = server.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     try:
-        yield server.start()
+        yield endpoint
     finally:
         server.stop()
 
