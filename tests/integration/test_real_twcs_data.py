@@ -15,7 +15,7 @@ from replyclock.models.sources import Source, SourceKind
 from replyclock.services.dispatching import poll_one
 from tests.support.emulators import TableEmulator, on_emulator
 from tests.support.pipeline import Pipeline
-from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank
+from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank, write_head
 
 pytestmark = [
     pytest.mark.realdata,
@@ -35,12 +35,7 @@ def test_first_waits_of_every_brand_match_an_exact_computation_on_dynamodb_local
     # The same, with the table on AWS's DynamoDB Local (its stream read through dynamodbstreams), on the
     # file's first DYNAMODB_LOCAL_ROWS rows (a parent cut off stands as the root, in the oracle too), so
     # that the run stays within make test's time
-    head = tmp_path / "head" / DATASET.name
-    head.parent.mkdir()
-    with DATASET.open(newline="", encoding="utf-8") as source, head.open("w", newline="", encoding="utf-8") as sink:
-        csv.writer(sink, lineterminator="\n").writerows(
-            row for _, row in zip(range(DYNAMODB_LOCAL_ROWS + 1), csv.reader(source), strict=False)
-        )
+    head = write_head(DYNAMODB_LOCAL_ROWS, tmp_path / "head" / DATASET.name)
     with on_emulator(TableEmulator("dynamodb-local", dynamodb_local)):
         check_first_waits(Pipeline.create(), tmp_path, head, DYNAMODB_LOCAL_ROWS)
 

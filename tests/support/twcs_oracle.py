@@ -12,6 +12,16 @@ from pathlib import Path
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "twcs_head5000.csv"
 
 
+def write_head(rows: int, path: Path, dataset: Path = DATASET) -> Path:
+    """The dataset's header and first `rows` rows, written to `path` (a parent cut off stands as a root)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with dataset.open(newline="", encoding="utf-8") as source, path.open("w", newline="", encoding="utf-8") as sink:
+        csv.writer(sink, lineterminator="\n").writerows(
+            row for _, row in zip(range(rows + 1), csv.reader(source), strict=False)
+        )
+    return path
+
+
 def exact_first_waits(path: Path) -> dict[str, list[float | None]]:
     """Per brand, the latency of every first wait (None while unanswered), computed from the CSV alone.
 
