@@ -161,6 +161,32 @@ def test_a_late_earlier_reply_shortens_the_wait_with_a_negative_delta(pipeline: 
     assert totals.calendar.quantile(0.5) == __import__("pytest").approx(600.0, rel=0.01)
 
 
+def test_a_redelivered_earlier_answer_to_everyone_does_not_hide_the_later_one(pipeline: Pipeline) -> None:
+    # Given a brand's answer to everyone waiting at 15:00, then one at 11:00 stored late and measured (whole)
+    pipeline.add_brands([ACME])
+    measure = handler(pipeline, "MeasureFunction")
+
+    def deliver(post_id: str) -> None:
+        [record] = [r for r in post_inserts(pipeline) if r["dynamodb"]["Keys"]["sk"]["S"] == f"POST#{post_id}"]
+        assert measure({"Records": [record]}, FakeLambdaContext()) == {"batchItemFailures": []}
+
+    pipeline.write([brand("3", 300, "thanks for your patience")])
+    deliver("3")
+    pipeline.write([brand("1", 60, "we are looking into it")])
+    deliver("1")
+
+    # When the 11:00 answer is delivered again (alone, so measured incrementally), then a customer's 12:00 mention
+    deliver("1")
+    pipeline.write([customer("2", 120)])
+    deliver("2")
+
+    # Then the customer's wait is the one the whole conversation gives: answered by the 15:00 post
+    stored = stored_waits(pipeline.conversations, [("x", "c1")])
+    assert {key: [(w.start_post_id, w.end_post_id) for w in waits] for key, waits in stored.items()} == {
+        ("x", "c1", "acme", "alice"): [("2", "3")]
+    }
+
+
 def test_a_removed_answer_reopens_the_wait_it_closed(pipeline: Pipeline) -> None:
     # Given a wait answered after 10 minutes, measured and aggregated
     pipeline.add_brands([ACME])

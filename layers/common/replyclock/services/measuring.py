@@ -190,6 +190,11 @@ def _measure_one(
         if speaker == brand_id and (facts.first_key is None or placed.key < facts.first_key):
             # A brand's first post makes every later customer post of the conversation addressed to it.
             raise NeedsWhole
+        if speaker == brand_id and facts.broadcast_key is not None and placed.key < facts.broadcast_key:
+            # Earlier than the brand's last answer to everyone (a late post, or a redelivery after a whole fold
+            # that saw a later one): applied here, it would move that answer back and leave later customer posts
+            # measured as if nobody had answered them.
+            raise NeedsWhole
         fold = BrandFold(brands.get(brand_id), brands.brand_for_handle, facts=replace(facts))
         if speaker is None:
             if not fold.addresses(placed, parent):
