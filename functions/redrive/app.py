@@ -22,6 +22,7 @@ from replyclock.dal.brands import BrandStore
 from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.rollups import RollupStore
 from replyclock.dal.stream_records import read_range
+from replyclock.dal.surges import SurgeStore
 from replyclock.observability import capture_lambda_handler, logger
 from replyclock.services.measuring import directory_from
 from replyclock.services.reconciling import EARLIEST, reconcile_days
@@ -93,7 +94,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     else:
         queue_url = settings.aggregate_failure_queue_url
         apply = aggregate_records(
-            BucketStore(table), RollupStore(table), ConversationStore(table), now=lambda: datetime.now(UTC)
+            BucketStore(table),
+            RollupStore(table),
+            SurgeStore(table),
+            ConversationStore(table),
+            now=lambda: datetime.now(UTC),
         )
     if not queue_url:
         raise RuntimeError(f"no on-failure queue configured for {request.target.value}")

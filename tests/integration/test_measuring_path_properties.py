@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -12,14 +11,13 @@ from hypothesis import strategies as st
 
 from devtools.localstack.lambda_runtime import FakeLambdaContext
 from devtools.localstack.streams import Record
-from replyclock.dal.surges import SLOT_RETENTION, SurgeStore
 from replyclock.logic.aggregation import Granularity
-from replyclock.logic.surges import slot_start
 from replyclock.models.domain import AuthorRole, Brand, Post, Wait
 from tests.support.builders import T0
 from tests.support.emulators import TableEmulator, on_emulator
 from tests.support.expectations import (
     LaneKey,
+    assert_arrivals_are_the_wait_starts,
     brand_directory,
     expected_snapshot,
     expected_waits,
@@ -230,25 +228,5 @@ def assert_states_and_buckets_are_exact(
     for granularity in (Granularity.HOUR, Granularity.DAY):
         brand_wide = stored_snapshot(pipeline.buckets, brands, granularity, brand_wide=True)
         assert brand_wide == expected_snapshot(all_waits, granularity, brand_wide=True), granularity
-    # and the arrivals per 5-minute slot (surges) are exactly the waits' starts, each counted once; the aggregate
-    # step writes only the slots the sweeper can still read (SLOT_RETENTION back from its clock), so slots within
-    # an hour of that horizon, which the run may have crossed, are left out
-    if all_waits:
-        first, last = min(w.started_at for w in all_waits), max(w.started_at for w in all_waits)
-        horizon = datetime.now(UTC) - SLOT_RETENTION
-        surges = SurgeStore(pipeline.table_name)
-
-        def certain(slot: datetime) -> bool:
-            return abs(slot - horizon) > timedelta(hours=1)
-
-        arrivals = Counter(
-            {
-                (brand, channel, slot): count
-                for brand in brands
-                for channel, slots in surges.arrivals(brand, slot_start(first), slot_start(last)).items()
-                for slot, count in slots.items()
-                if count and certain(slot)
-            }
-        )
-        starts = [(w.brand_id, w.channel, slot_start(w.started_at)) for w in all_waits]
-        assert arrivals == Counter(start for start in starts if certain(start[2]) and start[2] > horizon)
+    # and the arrivals per 5-minute slot (surges) are exactly the waits' starts, each counted once
+    assert_arrivals_are_the_wait_starts(pipeline.table_name, brands, all_waits)

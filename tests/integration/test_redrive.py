@@ -56,6 +56,31 @@ def test_a_throttling_storm_on_the_buckets_beyond_the_retries_is_re_driven_to_ex
     assert_exact(pipeline, posts)
 
 
+def test_a_storm_on_the_surge_slots_alone_is_re_driven_to_exact_arrivals(
+    pipeline: Pipeline, inject: Faults, redrive: Any
+) -> None:
+    # Given a storm that throttles only the surge slots' writes for longer than aggregate's retries last (the buckets
+    # are written, so only the slots miss the parked changes)
+    pipeline.add_brands(BRANDS)
+    posts = conversations(30)
+    pipeline.write(posts)
+    give_up_after(pipeline, 2)
+    storm = inject(FaultInjector({"PutItem"}, every=1, error=THROTTLED, limit=10_000, partition_prefix="SURGE#"))
+    pipeline.run()
+    storm.limit = 0
+    parked = queue_length(pipeline, "AggregateFailureQueue")
+    assert parked > 0 and storm.injected > 0
+    with pytest.raises(AssertionError):
+        assert_exact(pipeline, posts)
+
+    # When the re-drive function re-applies what aggregate parked
+    outcome = redrive(load_event("redrive_aggregate.json") | {"max_batches": 1000}, FakeLambdaContext())
+
+    # Then every batch left the queue and the slots count each wait's start once, as the buckets do
+    assert outcome["redriven"] == outcome["batches"] == parked
+    assert_exact(pipeline, posts)
+
+
 def test_a_storm_on_measuring_then_on_the_buckets_is_re_driven_in_that_order_to_exact_counts(
     pipeline: Pipeline, inject: Faults, redrive: Any
 ) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from replyclock.dal.aggregates import BucketStore
 from replyclock.dal.conversations import ConversationStore
+from replyclock.dal.surges import SLOT_RETENTION, SurgeStore
 from replyclock.logic.aggregation import BucketKey, BucketTotals, Granularity, PeriodKey, RollupKey, rolled_up
 from replyclock.logic.sentiment import scored
+from replyclock.logic.surges import slot_start
 from replyclock.logic.waits import brands_in_conversation, compute_waits, placed_conversation
 from replyclock.models.domain import Brand, Post, Wait
 from replyclock.services.measuring import BrandDirectory
@@ -116,3 +119,31 @@ def brand_directory(brands: Iterable[Brand]) -> BrandDirectory:
     from replyclock.services.measuring import directory_from
 
     return directory_from(list(brands))
+
+
+def assert_arrivals_are_the_wait_starts(table_name: str, brands: list[str], waits: list[Wait]) -> None:
+    """The arrivals per 5-minute slot (surges) are exactly the waits' starts, each counted once.
+
+    The aggregate step writes only the slots the sweeper can still read (SLOT_RETENTION back from its clock), so
+    slots within an hour of that horizon, which the run may have crossed, are left out.
+    """
+    if not waits:
+        return
+    first, last = min(w.started_at for w in waits), max(w.started_at for w in waits)
+    horizon = datetime.now(UTC) - SLOT_RETENTION
+    surges = SurgeStore(table_name)
+
+    def certain(slot: datetime) -> bool:
+        return abs(slot - horizon) > timedelta(hours=1)
+
+    arrivals = Counter(
+        {
+            (brand, channel, slot): count
+            for brand in brands
+            for channel, slots in surges.arrivals(brand, slot_start(first), slot_start(last)).items()
+            for slot, count in slots.items()
+            if count and certain(slot)
+        }
+    )
+    starts = [(w.brand_id, w.channel, slot_start(w.started_at)) for w in waits]
+    assert arrivals == Counter(start for start in starts if certain(start[2]) and start[2] > horizon)

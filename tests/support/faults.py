@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -16,16 +17,25 @@ class FaultInjector:
     batch on every attempt and never let it through, which no real outage does forever.
     """
 
-    def __init__(self, operations: set[str], every: int, error: type[Exception] | str, limit: int = 40) -> None:
+    def __init__(
+        self,
+        operations: set[str],
+        every: int,
+        error: type[Exception] | str,
+        limit: int = 40,
+        partition_prefix: str = "",
+    ) -> None:
         self.operations = operations
         self.every = every
         self.error = error
         self.limit = limit
+        # Only calls on items whose partition key starts with this (a storm on one kind of item).
+        self.partition_prefix = partition_prefix
         self.calls = 0
         self.injected = 0
 
-    def __call__(self, model: Any, **_: Any) -> None:
-        if model.name not in self.operations:
+    def __call__(self, model: Any, params: dict[str, Any] | None = None, **_: Any) -> None:
+        if model.name not in self.operations or not self._on_chosen_items(params):
             return
         self.calls += 1
         if self.calls % self.every or self.injected >= self.limit:
@@ -34,6 +44,13 @@ class FaultInjector:
         if isinstance(self.error, str):
             raise ClientError({"Error": {"Code": self.error, "Message": "injected fault"}}, model.name)
         raise self.error("injected fault")
+
+    def _on_chosen_items(self, params: dict[str, Any] | None) -> bool:
+        if not self.partition_prefix:
+            return True
+        request = json.loads((params or {}).get("body") or b"{}")
+        key = request.get("Item") or request.get("Key") or {}
+        return str(key.get("pk", {}).get("S", "")).startswith(self.partition_prefix)
 
 
 class Faults:

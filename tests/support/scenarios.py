@@ -11,6 +11,7 @@ from replyclock.logic.aggregation import Granularity
 from replyclock.models.domain import Brand, Post
 from tests.support.builders import brand, customer
 from tests.support.expectations import (
+    assert_arrivals_are_the_wait_starts,
     brand_directory,
     expected_snapshot,
     expected_waits,
@@ -40,7 +41,7 @@ def conversations(count: int, seed: int = 3) -> list[Post]:
     return posts
 
 
-def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
+def assert_exact(pipeline: Pipeline, posts: list[Post], *, arrivals: bool = True) -> None:
     waits = expected_waits(posts, brand_directory(BRANDS))
     stored = stored_waits(pipeline.conversations, {(post.channel, post.conversation_id) for post in posts})
     assert sorted(stored) == sorted(waits)
@@ -52,6 +53,8 @@ def assert_exact(pipeline: Pipeline, posts: list[Post]) -> None:
             stored = stored_snapshot(pipeline.buckets, ["acme", "globex"], granularity, brand_wide=brand_wide)
             expected = expected_snapshot(every_wait, granularity, brand_wide=brand_wide)
             assert stored == expected, (granularity, brand_wide)
+    if arrivals:
+        assert_arrivals_are_the_wait_starts(pipeline.table_name, ["acme", "globex"], every_wait)
 
 
 def give_up_after(pipeline: Pipeline, attempts: int) -> None:

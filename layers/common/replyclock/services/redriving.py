@@ -25,12 +25,14 @@ from replyclock.dal.conversations import ConversationStore
 from replyclock.dal.parked import ParkedMessage
 from replyclock.dal.rollups import RollupStore
 from replyclock.dal.stream_records import RecordsExpired, ShardRange
+from replyclock.dal.surges import SurgeStore
 from replyclock.dal.table import StoreError
 from replyclock.models.records import PostRecord, is_post_change, is_state_change
 from replyclock.observability import logger
 from replyclock.services.aggregating import apply_state_changes, parse_changes
 from replyclock.services.measuring import BrandDirectory, measure_conversation, new_posts_by_conversation
 from replyclock.services.reconciling import reconcile_days
+from replyclock.services.surging import count_arrivals
 
 Records = list[dict[str, Any]]
 # Applies records; returns the sequence numbers of those not applied.
@@ -138,9 +140,14 @@ def measure_records(store: ConversationStore, brands: BrandDirectory) -> Apply:
 
 
 def aggregate_records(
-    store: BucketStore, rollups: RollupStore, conversations: ConversationStore, now: Callable[[], datetime]
+    store: BucketStore,
+    rollups: RollupStore,
+    surges: SurgeStore,
+    conversations: ConversationStore,
+    now: Callable[[], datetime],
 ) -> Apply:
-    """Re-apply parked state changes, then reconcile the days they touched.
+    """Re-apply parked state changes (to the buckets and the surge slots, as aggregate does), then reconcile the days
+    they touched.
 
     Re-applying alone is not enough: when a lane changed again after its record was parked, the later
     change moved the bucket's guard past it and the re-applied delta is skipped. Reconciling the
@@ -150,6 +157,7 @@ def aggregate_records(
     def apply(records: Records) -> set[str]:
         changes, unreadable = parse_changes(records)
         failed = unreadable | apply_state_changes(store, rollups, changes, now=now()).failed_sequence_numbers
+        failed |= count_arrivals(surges, changes, now())
         days: dict[str, set[date]] = defaultdict(set)
         for change in changes:
             for state in (change.old, change.new):
