@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from replyclock.models.sources import SourceId
 from replyclock.observability import capture_lambda_handler, logger
 from replyclock.services.dispatching import poll_one, tick
+from replyclock.services.ingesting import PollContext
 from replyclock.settings import get_settings
 
 
@@ -29,11 +30,11 @@ class IngestRequest(BaseModel):
 @capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = IngestRequest.model_validate(event)
-    options: dict[str, Any] = {
-        "table_name": get_settings().table_name,
-        "remaining_ms": context.get_remaining_time_in_millis,
-        "owner": context.aws_request_id,
-    }
+    polls = PollContext(
+        table_name=get_settings().table_name,
+        remaining_ms=context.get_remaining_time_in_millis,
+        owner=context.aws_request_id,
+    )
     if request.source_id is None:
-        return tick(**options).as_dict()
-    return poll_one(request.source_id, **options).as_dict()
+        return tick(polls).as_dict()
+    return poll_one(request.source_id, polls).as_dict()

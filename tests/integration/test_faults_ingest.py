@@ -27,7 +27,7 @@ from replyclock.dal.sources import SourceStore, lease_key
 from replyclock.dal.table import Throttled, get_resource, get_table
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services.dispatching import poll_one
-from replyclock.services.ingesting import SAFETY_MARGIN_MS, PollOutcome, PollStatus
+from replyclock.services.ingesting import SAFETY_MARGIN_MS, PollContext, PollOutcome, PollStatus
 from tests.support.ingesting import NOW, FakeApi, create_table
 
 # Mentions and the brand's replies; several pages of each stream on every platform.
@@ -123,11 +123,13 @@ def invoke(
 
     return poll_one(
         feed.source().id,
-        table_name=table,
-        remaining_ms=remaining_ms,
-        owner=f"invocation-{at}",
-        now=lambda: at,
-        build=build,
+        PollContext(
+            table_name=table,
+            remaining_ms=remaining_ms,
+            owner=f"invocation-{at}",
+            now=lambda: at,
+            build=build,
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from replyclock.dal.sources import SourceStore
 from replyclock.models.sources import Source, SourceKind
 from replyclock.redaction import register_secrets
 from replyclock.services.dispatching import poll_one
+from replyclock.services.ingesting import PollContext
 from tests.support.api import ApiClient
 from tests.support.builders import customer
 from tests.support.pipeline import Pipeline
@@ -40,11 +41,13 @@ def poll(pipeline: Pipeline, at: datetime, connector: ScriptedConnector) -> None
 
     poll_one(
         "acme-x",
-        table_name=pipeline.table_name,
-        remaining_ms=lambda: 60_000,
-        owner=f"poll-{at.isoformat()}",
-        now=lambda: at,
-        build=build,
+        PollContext(
+            table_name=pipeline.table_name,
+            remaining_ms=lambda: 60_000,
+            owner=f"poll-{at.isoformat()}",
+            now=lambda: at,
+            build=build,
+        ),
     )
 
 

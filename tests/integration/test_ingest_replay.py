@@ -15,7 +15,7 @@ from replyclock.dal.sources import SourceStore, cursor_key
 from replyclock.dal.table import get_table
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services.dispatching import poll_one
-from replyclock.services.ingesting import PollOutcome, PollStatus
+from replyclock.services.ingesting import PollContext, PollOutcome, PollStatus
 from tests.support.ingesting import FIXTURES, create_table
 from tests.support.twcs_oracle import DATASET, write_head
 
@@ -27,7 +27,7 @@ NEEDS_DATASET = pytest.mark.skipif(
 
 def run(table: str, source_id: str) -> PollOutcome:
     # Lambda's 15-minute maximum: the whole file fits in one poll.
-    return poll_one(source_id, table_name=table, remaining_ms=lambda: 900_000, owner="test")
+    return poll_one(source_id, PollContext(table_name=table, remaining_ms=lambda: 900_000, owner="test"))
 
 
 def stored_post_ids(table: str) -> list[str]:

@@ -20,6 +20,7 @@ from replyclock.dal.sources import SourceStore
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services import dispatching
 from replyclock.services.dispatching import PollsFailed, tick
+from replyclock.services.ingesting import PollContext
 from tests.support.api import ApiClient
 from tests.support.fixtures import load_event
 from tests.support.ingesting import FIXTURES, create_table, fixture
@@ -63,7 +64,7 @@ def test_the_tick_polls_the_due_sources_only(table: str, export: str) -> None:
     )
 
     # When the tick runs
-    outcome = tick(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW)
+    outcome = tick(PollContext(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW))
 
     # Then only the due source was polled, and its next poll is poll_every_seconds away
     assert [poll.source_id for poll in outcome.polls] == ["due"]
@@ -75,18 +76,26 @@ def test_the_tick_polls_the_due_sources_only(table: str, export: str) -> None:
 
 def test_a_second_tick_right_after_polls_nothing(table: str, export: str) -> None:
     SourceStore(table).put(replay("due", export))
-    tick(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW)
+    tick(PollContext(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW))
 
-    again = tick(table_name=table, remaining_ms=plenty_of_time, owner="tick-2", now=lambda: NOW + timedelta(minutes=1))
+    again = tick(
+        PollContext(
+            table_name=table, remaining_ms=plenty_of_time, owner="tick-2", now=lambda: NOW + timedelta(minutes=1)
+        )
+    )
 
     assert (again.due, again.polls) == (0, [])
 
 
 def test_a_source_is_due_again_once_its_poll_interval_has_passed(table: str, export: str) -> None:
     SourceStore(table).put(replay("due", export, poll_every_seconds=120))
-    tick(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW)
+    tick(PollContext(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW))
 
-    later = tick(table_name=table, remaining_ms=plenty_of_time, owner="tick-3", now=lambda: NOW + timedelta(minutes=2))
+    later = tick(
+        PollContext(
+            table_name=table, remaining_ms=plenty_of_time, owner="tick-3", now=lambda: NOW + timedelta(minutes=2)
+        )
+    )
 
     assert [poll.source_id for poll in later.polls] == ["due"]
 
@@ -98,7 +107,7 @@ def test_a_source_whose_lease_is_held_is_not_polled_by_the_tick(table: str, expo
     assert store.acquire_lease("due", "someone-else", NOW, timedelta(minutes=5))
 
     # When the tick runs
-    outcome = tick(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW)
+    outcome = tick(PollContext(table_name=table, remaining_ms=plenty_of_time, owner="tick-1", now=lambda: NOW))
 
     # Then it reads and writes nothing for it
     assert [poll.status.value for poll in outcome.polls] == ["busy"]
@@ -133,7 +142,7 @@ def test_a_tick_out_of_time_leaves_the_rest_to_the_next_tick_oldest_due_first(ta
         return 1_000 if polled else 100_000
 
     # When the tick runs
-    outcome = tick(table_name=table, remaining_ms=remaining_ms, owner="t", now=lambda: NOW)
+    outcome = tick(PollContext(table_name=table, remaining_ms=remaining_ms, owner="t", now=lambda: NOW))
 
     # Then it polled the never-polled one, and left the others, oldest-due first, still due
     assert [poll.source_id for poll in outcome.polls] == ["b-never"]
@@ -158,7 +167,7 @@ def test_a_failing_source_is_recorded_and_does_not_stop_the_others(table: str, e
 
     # When the tick runs, it fails the invocation naming the broken source
     with pytest.raises(PollsFailed, match="a-broken"):
-        tick(table_name=table, remaining_ms=plenty_of_time, owner="t", now=lambda: NOW)
+        tick(PollContext(table_name=table, remaining_ms=plenty_of_time, owner="t", now=lambda: NOW))
 
     # But the other source was polled, and the failure is on the broken one, due again at its interval
     assert {post.id for post in PostStore(table).conversation_posts("x", "9")} == {"9", "10", "11"}

@@ -13,6 +13,7 @@ from replyclock.logic.aggregation import BucketTotals
 from replyclock.models.domain import Brand, WaitKind
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services.dispatching import poll_one
+from replyclock.services.ingesting import PollContext
 from tests.support.emulators import TableEmulator, on_emulator
 from tests.support.pipeline import Pipeline
 from tests.support.twcs_oracle import DATASET, exact_first_waits, nearest_rank, write_head
@@ -51,7 +52,7 @@ def check_first_waits(pipeline: Pipeline, tmp_path: Path, dataset: Path = DATASE
         brand_ids = sorted({row["author_id"] for row in csv.DictReader(handle) if row["inbound"] == "False"})
     pipeline.add_brands(Brand(id=brand_id, name=brand_id) for brand_id in brand_ids)
     SourceStore(pipeline.table_name).put(Source(id="twcs", kind=SourceKind.REPLAY, replay_uri=str(export)))
-    outcome = poll_one("twcs", table_name=pipeline.table_name, remaining_ms=lambda: 900_000, owner="test")
+    outcome = poll_one("twcs", PollContext(table_name=pipeline.table_name, remaining_ms=lambda: 900_000, owner="test"))
     assert (outcome.received, outcome.ingested, outcome.rejected) == (rows, rows, 0)
 
     # When measure and aggregate consume the stream

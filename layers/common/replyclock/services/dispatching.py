@@ -21,25 +21,22 @@ failing source is recorded and the tick goes on with the others; the invocation 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from replyclock.connectors.base import Connector
 from replyclock.dal.sources import ConfiguredSource, SourceStore
 from replyclock.models.sources import Source
 from replyclock.observability import logger
 from replyclock.redaction import redact
 from replyclock.services.ingesting import (
     SAFETY_MARGIN_MS,
-    Clock,
+    PollContext,
     PollOutcome,
     PollStatus,
     UnknownSource,
-    build_connector,
     poll_configured,
-    utc_now,
 )
 
 # A poll is started only with at least this much time beyond the safety margin.
@@ -88,23 +85,13 @@ def describe(error: BaseException) -> str:
     return redact(f"{type(error).__name__}: {error}")[:_MAX_ERROR_LENGTH]
 
 
-def poll_and_record(
-    source: Source,
-    *,
-    store: SourceStore,
-    table_name: str,
-    remaining_ms: Callable[[], int],
-    owner: str,
-    now: Clock = utc_now,
-    build: Callable[..., Connector] = build_connector,
-) -> PollOutcome:
+def poll_and_record(source: Source, store: SourceStore, context: PollContext) -> PollOutcome:
     """Poll the source now and keep on its item how the poll ended and when the next one is due."""
+    now = context.now
     started = now()
     next_poll_at = started + timedelta(seconds=source.poll_every_seconds)
     try:
-        outcome = poll_configured(
-            source, table_name=table_name, remaining_ms=remaining_ms, owner=owner, now=now, build=build
-        )
+        outcome = poll_configured(source, context)
     except Exception as error:
         store.record_poll(
             source.id,
@@ -127,35 +114,19 @@ def poll_and_record(
     return outcome
 
 
-def poll_one(
-    source_id: str,
-    *,
-    table_name: str,
-    remaining_ms: Callable[[], int],
-    owner: str,
-    now: Clock = utc_now,
-    build: Callable[..., Connector] = build_connector,
-) -> PollOutcome:
+def poll_one(source_id: str, context: PollContext) -> PollOutcome:
     """Poll one source now, due or not (an invocation by hand: {"source_id": "..."})."""
-    store = SourceStore(table_name)
+    store = SourceStore(context.table_name)
     source = store.get(source_id)
     if source is None:
         raise UnknownSource(f"no source {source_id!r} is configured")
-    return poll_and_record(
-        source, store=store, table_name=table_name, remaining_ms=remaining_ms, owner=owner, now=now, build=build
-    )
+    return poll_and_record(source, store, context)
 
 
-def tick(
-    *,
-    table_name: str,
-    remaining_ms: Callable[[], int],
-    owner: str,
-    now: Clock = utc_now,
-    build: Callable[..., Connector] = build_connector,
-) -> TickOutcome:
+def tick(context: PollContext) -> TickOutcome:
     """Poll every due source, oldest-due first, while time is left; PollsFailed after the others if any failed."""
-    store = SourceStore(table_name)
+    now, remaining_ms = context.now, context.remaining_ms
+    store = SourceStore(context.table_name)
     due = due_sources(store.configured(), now())
     outcome = TickOutcome(due=len(due))
     for position, configured in enumerate(due):
@@ -169,15 +140,7 @@ def tick(
             outcome.claimed_elsewhere.append(source.id)
             continue
         try:
-            poll = poll_and_record(
-                source,
-                store=store,
-                table_name=table_name,
-                remaining_ms=remaining_ms,
-                owner=owner,
-                now=now,
-                build=build,
-            )
+            poll = poll_and_record(source, store, context)
         except Exception:
             # Recorded on the source; the other sources still get their poll.
             logger.exception("source failed its poll in the tick", source_id=source.id)

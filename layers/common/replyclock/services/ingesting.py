@@ -365,31 +365,35 @@ def build_connector(
     return connector_class(source, credentials_for(source.credentials_name), http, now)
 
 
-def poll_configured(
-    source: Source,
-    *,
-    table_name: str,
-    remaining_ms: Callable[[], int],
-    owner: str,
-    now: Clock = utc_now,
-    build: Callable[..., Connector] = build_connector,
-) -> PollOutcome:
+@dataclass(frozen=True)
+class PollContext:
+    """What every poll of one invocation shares: its table, its time left, who polls, the clock, the connectors."""
+
+    table_name: str
+    remaining_ms: Callable[[], int]
+    # Holds the source's lease while it polls: the invocation's request id.
+    owner: str
+    now: Clock = utc_now
+    build: Callable[..., Connector] = build_connector
+
+
+def poll_configured(source: Source, context: PollContext) -> PollOutcome:
     """Poll a source already read from the table within the invocation's remaining time."""
-    sources = SourceStore(table_name)
+    table_name, now = context.table_name, context.now
     if not source.enabled:
         logger.info("source is disabled", source_id=source.id)
         return PollOutcome(source_id=source.id, status=PollStatus.DISABLED)
-    deadline = Deadline(remaining_ms, SAFETY_MARGIN_MS)
+    deadline = Deadline(context.remaining_ms, SAFETY_MARGIN_MS)
     brand = BrandStore(table_name).get(source.brand_id) if source.brand_id else None
     return poll_source(
         source,
-        build(source, deadline=deadline, now=now),
-        state=sources,
+        context.build(source, deadline=deadline, now=now),
+        state=SourceStore(table_name),
         posts=PostStore(table_name),
         deadline=deadline,
         now=now,
-        owner=owner,
-        lease_duration=timedelta(milliseconds=remaining_ms()) + LEASE_MARGIN,
+        owner=context.owner,
+        lease_duration=timedelta(milliseconds=context.remaining_ms()) + LEASE_MARGIN,
         parking=RejectedItemStore(table_name),
         brand=brand,
         health=SourceHealthStore(table_name),
