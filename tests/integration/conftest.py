@@ -1,4 +1,4 @@
-"""Fixtures the measuring-path fault, re-drive and reconcile tests share."""
+"""Fixtures the integration tests share: the measuring path's faults, re-drive and reconcile; the ingest function."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from devtools.localstack.lambda_runtime import load_handler
+from devtools.localstack.lambda_runtime import Handler, load_handler
 from devtools.localstack.template import REPO_ROOT
+from replyclock.dal import credentials
 from replyclock.settings import get_settings
 from tests.support.faults import Faults
+from tests.support.ingesting import create_table
 from tests.support.pipeline import Pipeline
 
 
@@ -30,3 +32,17 @@ def redrive(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     get_settings.cache_clear()
     yield load_handler(REPO_ROOT / "functions" / "redrive" / "app.py")
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def table(aws: None) -> Iterator[str]:
+    """A fresh table for the ingest tests, with the credentials cache cleared around it (a secret one test read never
+    answers another's)."""
+    credentials.clear_cache()
+    yield create_table()
+    credentials.clear_cache()
+
+
+@pytest.fixture
+def ingest_handler() -> Handler:
+    return load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")

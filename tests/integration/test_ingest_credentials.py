@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -13,23 +12,15 @@ from werkzeug import Request, Response
 from devtools.localstack.lambda_runtime import FakeLambdaContext, load_handler
 from devtools.localstack.template import REPO_ROOT
 from replyclock.connectors.http import HttpError
-from replyclock.dal import credentials
 from replyclock.dal.credentials import CredentialsError, get_credentials
 from replyclock.dal.sources import SourceStore
 from replyclock.models.sources import Source, SourceKind
 from replyclock.observability import logger
-from tests.support.ingesting import captured_logs, create_table, json_response
+from tests.support.ingesting import captured_logs, json_response
 
 # Distinctive values, so a leak anywhere in the output is unmistakable.
 BEARER = "AAAAAAAAAAAAAAAAAAAAAbearer-1e4f9c-do-not-log"
 SSM_TOKEN = "mastodon-token-7d2a0b-do-not-log"
-
-
-@pytest.fixture
-def table(aws: None) -> Iterator[str]:
-    credentials.clear_cache()
-    yield create_table()
-    credentials.clear_cache()
 
 
 def store_secret(name: str, value: str) -> None:
@@ -114,12 +105,12 @@ def test_a_credential_never_reaches_the_logs_even_in_errors(
         credentials_name="replyclock/acme-x",
     )
     SourceStore(table).put(source)
-    handler = load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")
+    ingest_handler = load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")
 
     # When the poll fails, and code logs the value outright, in a message, a field and an exception
     with captured_logs() as logs, pytest.raises(HttpError) as raised:
         try:
-            handler({"source_id": "acme-x"}, lambda_context)
+            ingest_handler({"source_id": "acme-x"}, lambda_context)
         finally:
             logger.info(f"careless message with {BEARER}", careless_field={"token": BEARER})
             try:

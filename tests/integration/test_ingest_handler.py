@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,30 +12,16 @@ import pytest
 from pydantic import ValidationError
 from pytest_httpserver import HTTPServer
 
-from devtools.localstack.lambda_runtime import FakeLambdaContext, Handler, load_handler
-from devtools.localstack.template import REPO_ROOT
-from replyclock.dal import credentials
+from devtools.localstack.lambda_runtime import FakeLambdaContext, Handler
 from replyclock.dal.posts import PostStore
 from replyclock.dal.sources import SourceStore, lease_key
 from replyclock.dal.table import get_table
 from replyclock.models.sources import Source, SourceKind
 from replyclock.services.ingesting import UnknownSource
 from tests.support.fixtures import load_event
-from tests.support.ingesting import FIXTURES, create_table, fixture
+from tests.support.ingesting import FIXTURES, fixture
 
 BEARER = "x-bearer-token-for-handler-tests"
-
-
-@pytest.fixture
-def handler() -> Handler:
-    return load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")
-
-
-@pytest.fixture
-def table(aws: None) -> Iterator[str]:
-    credentials.clear_cache()
-    yield create_table()
-    credentials.clear_cache()
 
 
 @pytest.fixture
@@ -53,11 +38,11 @@ def replay_source(table: str, event: dict[str, str], tmp_path: Path) -> Source:
 
 
 def test_the_scheduled_event_polls_the_source_it_names(
-    handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
+    ingest_handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
 ) -> None:
     # Given the source named by events/ingest_source.json, a replay of a small export
     # When the function is invoked with the event
-    result = handler(event, lambda_context)
+    result = ingest_handler(event, lambda_context)
 
     # Then its posts are in the table, its cursor is at the end, and its lease is free again
     assert result["status"] == "completed"
@@ -69,7 +54,7 @@ def test_the_scheduled_event_polls_the_source_it_names(
 
 
 def test_a_poll_emits_its_metrics_per_source(
-    handler: Handler,
+    ingest_handler: Handler,
     event: dict[str, str],
     replay_source: Source,
     lambda_context: FakeLambdaContext,
@@ -77,7 +62,7 @@ def test_a_poll_emits_its_metrics_per_source(
 ) -> None:
     # Given a configured source
     # When it is polled
-    handler(event, lambda_context)
+    ingest_handler(event, lambda_context)
 
     # Then one EMF document carries the ingest metrics with the source as dimension
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -91,7 +76,7 @@ def test_a_poll_emits_its_metrics_per_source(
 
 
 def test_an_x_source_is_polled_with_credentials_from_secrets_manager(
-    handler: Handler,
+    ingest_handler: Handler,
     event: dict[str, str],
     table: str,
     httpserver_ipv4: HTTPServer,
@@ -118,7 +103,7 @@ def test_an_x_source_is_polled_with_credentials_from_secrets_manager(
     SourceStore(table).put(source)
 
     # When the function is invoked
-    result = handler(event, lambda_context)
+    result = ingest_handler(event, lambda_context)
 
     # Then the posts are stored under their conversations
     assert result["ingested"] == 6
@@ -127,13 +112,13 @@ def test_an_x_source_is_polled_with_credentials_from_secrets_manager(
 
 
 def test_a_source_being_polled_is_not_polled_twice(
-    handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
+    ingest_handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
 ) -> None:
     # Given another invocation holding the source's lease
     assert SourceStore(table).acquire_lease(replay_source.id, "other", datetime.now(UTC), timedelta(minutes=5))
 
     # When a duplicate schedule delivery arrives
-    result = handler(event, lambda_context)
+    result = ingest_handler(event, lambda_context)
 
     # Then it reads and writes nothing
     assert result["status"] == "busy"
@@ -141,13 +126,13 @@ def test_a_source_being_polled_is_not_polled_twice(
 
 
 def test_a_disabled_source_is_not_polled(
-    handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
+    ingest_handler: Handler, event: dict[str, str], replay_source: Source, table: str, lambda_context: FakeLambdaContext
 ) -> None:
     # Given the source switched off
     SourceStore(table).put(replay_source.model_copy(update={"enabled": False}))
 
     # When its schedule fires
-    result = handler(event, lambda_context)
+    result = ingest_handler(event, lambda_context)
 
     # Then nothing is read
     assert result["status"] == "disabled"
@@ -155,20 +140,20 @@ def test_a_disabled_source_is_not_polled(
 
 
 def test_an_unknown_source_fails_the_invocation(
-    handler: Handler, table: str, lambda_context: FakeLambdaContext
+    ingest_handler: Handler, table: str, lambda_context: FakeLambdaContext
 ) -> None:
     # Given a schedule naming a source nobody configured
     # When it fires
     # Then the invocation fails, so the Errors metric shows the misconfiguration
     with pytest.raises(UnknownSource):
-        handler({"source_id": "nobody"}, lambda_context)
+        ingest_handler({"source_id": "nobody"}, lambda_context)
 
 
 def test_an_event_that_is_neither_a_tick_nor_a_source_id_is_refused(
-    handler: Handler, table: str, lambda_context: FakeLambdaContext
+    ingest_handler: Handler, table: str, lambda_context: FakeLambdaContext
 ) -> None:
     # Given an input that misspells source_id (the tick is {})
     # When it fires
     # Then the event is refused before anything is read
     with pytest.raises(ValidationError):
-        handler({"source": "acme-x"}, lambda_context)
+        ingest_handler({"source": "acme-x"}, lambda_context)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,22 +22,10 @@ from replyclock.services.dispatching import PollsFailed, tick
 from replyclock.services.ingesting import PollContext
 from tests.support.api import ApiClient
 from tests.support.fixtures import load_event
-from tests.support.ingesting import FIXTURES, create_table, fixture
+from tests.support.ingesting import FIXTURES, fixture
 from tests.support.pipeline import Pipeline
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def handler() -> Handler:
-    return load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")
-
-
-@pytest.fixture
-def table(aws: None) -> Iterator[str]:
-    credentials.clear_cache()
-    yield create_table()
-    credentials.clear_cache()
 
 
 @pytest.fixture
@@ -178,11 +165,11 @@ def test_a_failing_source_is_recorded_and_does_not_stop_the_others(table: str, e
 
 
 def test_the_scheduled_tick_event_polls_through_the_handler(
-    handler: Handler, table: str, export: str, lambda_context: FakeLambdaContext
+    ingest_handler: Handler, table: str, export: str, lambda_context: FakeLambdaContext
 ) -> None:
     SourceStore(table).put(replay("due", export))
 
-    result = handler(load_event("ingest_tick.json"), lambda_context)
+    result = ingest_handler(load_event("ingest_tick.json"), lambda_context)
 
     assert result["due"] == 1 and [poll["status"] for poll in result["polls"]] == ["completed"]
 
@@ -206,8 +193,8 @@ def test_a_source_added_through_the_api_is_polled_by_the_next_tick(
     body = json.loads(load_event("api_source_put.json")["body"])
     body |= {"base_url": httpserver_ipv4.url_for("").rstrip("/"), "initial_lookback_hours": 720}
     assert api.call("api_source_put.json", body=body).status == 201
-    handler = load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")
-    result = handler(load_event("ingest_tick.json"), lambda_context)
+    ingest_handler = load_handler(REPO_ROOT / "functions" / "ingest" / "app.py")
+    result = ingest_handler(load_event("ingest_tick.json"), lambda_context)
 
     # Then the tick polled it, its posts are stored, and the API shows the poll and a healthy source
     assert [(poll["source_id"], poll["ingested"]) for poll in result["polls"]] == [("acme-x", 6)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -93,11 +93,24 @@ def sweep_with_outbox(pipeline: Pipeline, publish: Any, now: Any, index: OpenWai
     )
 
 
-def test_overlapping_sweeps_notify_once_at_the_receiver_through_the_alert_id(pipeline: Pipeline) -> None:
-    # Given one breached wait, and a sweep whose publish is slow: a second sweep runs while it waits for SNS
+def one_customer_waiting(pipeline: Pipeline) -> None:
+    """Acme, and one customer waiting for it since T0."""
     pipeline.add_brands([ACME])
     pipeline.write([customer("1", 0)])
     pipeline.run()
+
+
+def sweep_dying_before_its_transition(pipeline: Pipeline, inject: Faults, delivered: list[Alert], at: datetime) -> None:
+    """A sweep whose outbox put goes through and whose state write after it dies (a Lambda timeout)."""
+    inject(FaultInjector({"PutItem"}, 2, TimeoutError, limit=1))
+    with pytest.raises(TimeoutError):
+        sweep_with_outbox(pipeline, delivered.append, at)
+    inject.stop()
+
+
+def test_overlapping_sweeps_notify_once_at_the_receiver_through_the_alert_id(pipeline: Pipeline) -> None:
+    # Given one breached wait, and a sweep whose publish is slow: a second sweep runs while it waits for SNS
+    one_customer_waiting(pipeline)
     seen_by_both = OpenWaitIndex(pipeline.table_name).all_open_waits()
 
     class StaleIndex(OpenWaitIndex):
@@ -125,15 +138,9 @@ def test_overlapping_sweeps_notify_once_at_the_receiver_through_the_alert_id(pip
 def test_a_sweep_that_dies_before_writing_the_transition_leaves_an_alert_the_next_sweep_delivers_once(
     pipeline: Pipeline, inject: Faults
 ) -> None:
-    pipeline.add_brands([ACME])
-    pipeline.write([customer("1", 0)])
-    pipeline.run()
+    one_customer_waiting(pipeline)
     delivered: list[Alert] = []
-    # The outbox put goes through; the state write after it dies (a Lambda timeout).
-    inject(FaultInjector({"PutItem"}, 2, TimeoutError, limit=1))
-    with pytest.raises(TimeoutError):
-        sweep_with_outbox(pipeline, delivered.append, T0 + timedelta(hours=2))
-    inject.stop()
+    sweep_dying_before_its_transition(pipeline, inject, delivered, T0 + timedelta(hours=2))
     assert len(AlertOutbox(pipeline.table_name).pending()) == 1
 
     outcome = sweep_with_outbox(pipeline, delivered.append, T0 + timedelta(hours=2, minutes=1))
@@ -146,14 +153,9 @@ def test_a_sweep_that_dies_before_writing_the_transition_leaves_an_alert_the_nex
 def test_an_alert_whose_transition_was_never_written_is_dropped_once_the_wait_is_answered(
     pipeline: Pipeline, inject: Faults
 ) -> None:
-    pipeline.add_brands([ACME])
-    pipeline.write([customer("1", 0)])
-    pipeline.run()
+    one_customer_waiting(pipeline)
     delivered: list[Alert] = []
-    inject(FaultInjector({"PutItem"}, 2, TimeoutError, limit=1))
-    with pytest.raises(TimeoutError):
-        sweep_with_outbox(pipeline, delivered.append, T0 + timedelta(minutes=50))
-    inject.stop()
+    sweep_dying_before_its_transition(pipeline, inject, delivered, T0 + timedelta(minutes=50))
 
     # When the brand answers in time, before the next sweep
     pipeline.write([brand("2", 55)])
@@ -167,9 +169,7 @@ def test_an_alert_whose_transition_was_never_written_is_dropped_once_the_wait_is
 
 
 def test_the_alert_id_is_stable_and_travels_in_the_message_and_its_attributes(pipeline: Pipeline) -> None:
-    pipeline.add_brands([ACME])
-    pipeline.write([customer("1", 0)])
-    pipeline.run()
+    one_customer_waiting(pipeline)
     delivered: list[Alert] = []
     sweep_with_outbox(pipeline, delivered.append, T0 + timedelta(minutes=50))
     [alert] = delivered
