@@ -392,6 +392,9 @@ def _run_stack(
         console.end_progress()
         console.print("Stopping…")
     finally:
+        # A second Ctrl-C (or TERM) would interrupt the stop half-way and leave processes behind; it takes seconds.
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_IGN)
         withdraw()
         stack.stop()
     console.print(f"Stopped. Function logs are in {stack.log_dir}")

@@ -119,9 +119,12 @@ def test_a_run_killed_mid_replay_resumes_from_its_data_and_ends_with_a_clean_run
             assert got[brand][field] == clean[field], (brand, field)
         assert got[brand]["sla"]["met"] == clean["sla"]["met"], brand
 
-    # and nothing of the killed run was left running
-    second.end(signal.SIGTERM)
+    # and a stop interrupted by a second signal still ends cleanly, with nothing of either run left running
+    second.process.send_signal(signal.SIGTERM)
+    second.wait_for("Stopping…", timeout=30)
+    second.end(signal.SIGINT)
     assert second.process.returncode == 0, second.text()[-2000:]
+    assert "Traceback" not in second.text() and "Stopped." in second.text()
     deadline = time.monotonic() + 15
     while leftovers := leftover_processes(data):
         assert time.monotonic() < deadline, leftovers
