@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,9 @@ from tests.support.expectations import (
     stored_waits,
 )
 from tests.support.pipeline import Pipeline
+
+# Hypothesis runs every property on many deliveries; the file takes over a minute.
+pytestmark = pytest.mark.slow
 
 BRANDS = [Brand(id="acme", name="Acme"), Brand(id="globex", name="Globex")]
 AUTHORS = ["alice", "bob", "acme", "globex"]

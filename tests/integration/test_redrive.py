@@ -21,6 +21,9 @@ from tests.support.scenarios import (
     park_deltas_then_move_their_lanes_on,
 )
 
+# Each storm runs the pipeline to exhaustion of its retries; the file takes about a minute.
+pytestmark = pytest.mark.slow
+
 
 def queue_length(pipeline: Pipeline, queue: str) -> int:
     attributes = boto3.client("sqs").get_queue_attributes(
