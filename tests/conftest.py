@@ -41,10 +41,3 @@ def secrets_registered_by_a_test_end_with_it(monkeypatch: pytest.MonkeyPatch) ->
     # test (which tests share a process depends on how pytest-xdist distributes them): restored after each test.
     monkeypatch.setattr(redaction, "_secrets", redaction._secrets)
     monkeypatch.setattr(redaction, "_matchers", redaction._matchers)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Files with a slow test first, each file kept whole: under pytest-xdist (make test) a long file then starts
-    # first instead of running alone on one worker at the end while the others have nothing left to do.
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
