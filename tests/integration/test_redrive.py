@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -33,15 +34,26 @@ def queue_length(pipeline: Pipeline, queue: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def test_a_throttling_storm_on_the_buckets_beyond_the_retries_is_re_driven_to_exact_counts(
-    pipeline: Pipeline, inject: Faults, redrive: Any
+@pytest.mark.parametrize(
+    "make_storm",
+    [
+        pytest.param(lambda: FaultInjector({"UpdateItem"}, 1, THROTTLED, limit=10_000), id="every-bucket-write"),
+        # The buckets are written: only the surge slots miss the parked changes.
+        pytest.param(
+            lambda: FaultInjector({"PutItem"}, 1, THROTTLED, limit=10_000, partition_prefix="SURGE#"),
+            id="surge-slot-writes-alone",
+        ),
+    ],
+)
+def test_a_throttling_storm_on_aggregate_beyond_its_retries_is_re_driven_to_exact_counts(
+    pipeline: Pipeline, inject: Faults, redrive: Any, make_storm: Callable[[], FaultInjector]
 ) -> None:
-    # Given a storm that throttles every bucket write for longer than aggregate's retries last
+    # Given a storm on aggregate's writes that lasts longer than its retries
     pipeline.add_brands(BRANDS)
     posts = conversations(30)
     pipeline.write(posts)
     give_up_after(pipeline, 2)
-    storm = inject(FaultInjector({"UpdateItem"}, every=1, error=THROTTLED, limit=10_000))
+    storm = inject(make_storm())
     pipeline.run()
     storm.limit = 0
     parked = queue_length(pipeline, "AggregateFailureQueue")
@@ -52,35 +64,10 @@ def test_a_throttling_storm_on_the_buckets_beyond_the_retries_is_re_driven_to_ex
     # When the re-drive function re-applies what aggregate parked
     outcome = redrive(load_event("redrive_aggregate.json") | {"max_batches": 1000}, FakeLambdaContext())
 
-    # Then every batch was applied and left the queue, and every lane and bucket is exact
+    # Then every batch was applied and left the queue, and every lane, bucket and surge slot is exact
     assert outcome["redriven"] == outcome["batches"] == parked
     assert outcome["still_failing"] == outcome["expired"] == outcome["unreadable"] == 0
     assert queue_length(pipeline, "AggregateFailureQueue") == 0
-    assert_exact(pipeline, posts)
-
-
-def test_a_storm_on_the_surge_slots_alone_is_re_driven_to_exact_arrivals(
-    pipeline: Pipeline, inject: Faults, redrive: Any
-) -> None:
-    # Given a storm that throttles only the surge slots' writes for longer than aggregate's retries last (the buckets
-    # are written, so only the slots miss the parked changes)
-    pipeline.add_brands(BRANDS)
-    posts = conversations(30)
-    pipeline.write(posts)
-    give_up_after(pipeline, 2)
-    storm = inject(FaultInjector({"PutItem"}, every=1, error=THROTTLED, limit=10_000, partition_prefix="SURGE#"))
-    pipeline.run()
-    storm.limit = 0
-    parked = queue_length(pipeline, "AggregateFailureQueue")
-    assert parked > 0 and storm.injected > 0
-    with pytest.raises(AssertionError):
-        assert_exact(pipeline, posts)
-
-    # When the re-drive function re-applies what aggregate parked
-    outcome = redrive(load_event("redrive_aggregate.json") | {"max_batches": 1000}, FakeLambdaContext())
-
-    # Then every batch left the queue and the slots count each wait's start once, as the buckets do
-    assert outcome["redriven"] == outcome["batches"] == parked
     assert_exact(pipeline, posts)
 
 
