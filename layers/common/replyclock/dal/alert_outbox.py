@@ -12,6 +12,7 @@ same item, and receivers drop duplicates by that id (delivery is at least once).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +80,17 @@ class AlertOutbox:
             for item in items
         ]
         return sorted(entries, key=lambda entry: (entry.created_at, entry.alert_id))
+
+    def deliver(self, alert_id: str, publish: Callable[[], None], now: datetime) -> str | None:
+        """Publish a pending alert and record how it went: None once delivered, else why it stays pending."""
+        try:
+            publish()
+        except Exception as error:  # noqa: BLE001 - any failure leaves the alert pending for the next sweep
+            reason = f"{type(error).__name__}: {error}"
+            self.failed(alert_id, reason)
+            return reason
+        self.published(alert_id, now)
+        return None
 
     def failed(self, alert_id: str, reason: str) -> None:
         """Note a failed publish on a pending alert (it stays pending for the next sweep)."""

@@ -399,12 +399,8 @@ def _follow(
 def _deliver(
     alert: SurgeAlert, publish: Callable[[SurgeAlert], None], outbox: AlertOutbox, now: datetime, watch: SurgeWatch
 ) -> None:
-    try:
-        publish(alert)
-    except Exception as error:  # noqa: BLE001 - any failure leaves the alert pending for the next sweep
-        reason = f"{type(error).__name__}: {error}"
-        watch.failed.append((alert.alert_id, reason))
-        outbox.failed(alert.alert_id, reason)
+    failure = outbox.deliver(alert.alert_id, lambda: publish(alert), now)
+    if failure is not None:
+        watch.failed.append((alert.alert_id, failure))
         return
-    outbox.published(alert.alert_id, now)
     watch.delivered.append(alert)

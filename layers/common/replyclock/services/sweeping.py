@@ -232,14 +232,10 @@ def sweep(
 def _deliver(
     alert: Alert, publish: Callable[[Alert], None], outbox: AlertOutbox, now: datetime, outcome: SweepOutcome
 ) -> bool:
-    try:
-        publish(alert)
-    except Exception as error:  # noqa: BLE001 - any failure leaves the alert pending for the next sweep
-        reason = f"{type(error).__name__}: {error}"
-        outcome.failed.append((alert.alert_id, reason))
-        outbox.failed(alert.alert_id, reason)
+    failure = outbox.deliver(alert.alert_id, lambda: publish(alert), now)
+    if failure is not None:
+        outcome.failed.append((alert.alert_id, failure))
         return False
-    outbox.published(alert.alert_id, now)
     outcome.alerts.append(alert)
     return True
 
